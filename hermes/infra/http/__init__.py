@@ -1,0 +1,1 @@
+"""infra http package."""

@@ -1,0 +1,3 @@
+//! PyO3 bindings. Only these files know about Python.
+
+pub(crate) mod errors;
