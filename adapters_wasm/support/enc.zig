@@ -203,3 +203,9 @@ pub fn timingSafeEql(a: []const u8, b: []const u8) bool {
     for (a, b) |x, y| d |= x ^ y;
     return d == 0;
 }
+
+/// Decimal text of an integer, on the heap.
+pub fn intText(n: i64) []const u8 {
+    var buf: [24]u8 = undefined;
+    return mem.dupe(json.formatInt(&buf, n));
+}

@@ -53,6 +53,16 @@ pub const Value = union(enum) {
         return if (v == .array) v.array else null;
     }
 
+    /// A string or number member as text (`"21211"` or `21211` both give "21211").
+    pub fn scalarText(self: Value, key: []const u8) ?[]const u8 {
+        const v = self.get(key) orelse return null;
+        return switch (v) {
+            .string => |s| s,
+            .number => |n| n,
+            else => null,
+        };
+    }
+
     pub fn int(self: Value, key: []const u8) ?i64 {
         const v = self.get(key) orelse return null;
         return v.asInt();
