@@ -1,0 +1,5 @@
+import sys
+
+from hermes.cli import main
+
+sys.exit(main())

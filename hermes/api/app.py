@@ -1,0 +1,79 @@
+"""The Litestar app factory."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import MutableScopeHeaders, State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+import hermes
+from hermes.api.account import AccountController
+from hermes.api.auth import provide_principal
+from hermes.api.health import HealthController
+from hermes.api.problems import exception_handlers
+from hermes.bootstrap import Container, open_container
+from hermes.settings import Settings
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    """Give every request an id: echoed in `X-Request-Id` and used as problem `instance`."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        rid = f"req_{uuid.uuid4().hex}"
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableScopeHeaders.from_message(message)["X-Request-Id"] = rid
+            await send(message)
+
+        await app(scope, receive, send_with_id)
+
+    return middleware
+
+
+def create_app(settings: Settings, container: Container | None = None) -> Litestar:
+    """Build the API. Without `container`, it opens its own on startup and closes it on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = container is None
+        c = container or await open_container(settings, name="api")
+        app.state.container = c
+        try:
+            yield
+        finally:
+            if owned:
+                await c.close()
+
+    def provide_container(state: State) -> Container:
+        c: Container = state.container
+        return c
+
+    return Litestar(
+        route_handlers=[HealthController, AccountController],
+        dependencies={
+            "container": Provide(provide_container, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+        },
+        exception_handlers=exception_handlers,
+        middleware=[request_id_middleware],
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Hermes",
+            version=hermes.__version__,
+            description="Multi-channel message broker with cascading fallback.",
+            path="/schema",
+        ),
+        debug=False,
+    )

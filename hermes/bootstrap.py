@@ -1,0 +1,124 @@
+"""The one composition root: the API, the worker, the dev stack and the tests build here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from hermes.infra.nats.connection import NatsConnection
+from hermes.infra.postgres.pool import make_pool
+from hermes.infra.postgres.tenants import PostgresTenantStore
+from hermes.infra.redis.client import make_redis
+from hermes.ports import Probe, TenantStore
+from hermes.settings import Settings
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+@dataclass
+class Container:
+    """Everything a process needs, opened once at start and closed at stop."""
+
+    settings: Settings
+    pool: AsyncConnectionPool
+    nats: NatsConnection
+    redis: Redis
+    tenants: TenantStore
+    probes: list[Probe] = field(default_factory=list)
+
+    async def close(self) -> None:
+        await self.nats.close()
+        await self.redis.aclose()
+        await self.pool.close()
+
+
+async def open_container(settings: Settings, *, name: str) -> Container:
+    missing = [
+        env for env, value in (
+            ("HERMES_DATABASE_URL", settings.database_url),
+            ("HERMES_NATS_URL", settings.nats_url),
+            ("HERMES_REDIS_URL", settings.redis_url),
+        ) if not value
+    ]
+    if missing:
+        raise ConfigurationError(
+            f"{', '.join(missing)} not set; run `hermes dev` for an embedded stack"
+        )
+    assert settings.database_url and settings.nats_url and settings.redis_url
+    pool = make_pool(settings.database_url, min_size=settings.db_pool_min,
+                     max_size=settings.db_pool_max, name=f"hermes-{name}")
+    await pool.open(wait=False)
+    nats = NatsConnection(settings.nats_url, name=f"hermes-{name}")
+    await nats.start()
+    # Give NATS a moment so a healthy stack is ready at once; an outage does not block start.
+    with contextlib.suppress(TimeoutError):
+        await nats.wait_connected(timeout=2.0)
+    redis = make_redis(settings.redis_url)
+    container = Container(
+        settings=settings,
+        pool=pool,
+        nats=nats,
+        redis=redis,
+        tenants=PostgresTenantStore(pool),
+    )
+    container.probes = [PostgresProbe(pool), NatsProbe(nats), RedisProbe(redis)]
+    return container
+
+
+class PostgresProbe:
+    name = "postgres"
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def check(self) -> None:
+        async with self.pool.connection(timeout=1.0) as conn:
+            await conn.execute("SELECT 1")
+
+
+class NatsProbe:
+    name = "nats"
+
+    def __init__(self, nats: NatsConnection) -> None:
+        self.nats = nats
+
+    async def check(self) -> None:
+        nc = self.nats.client
+        if nc is None or not nc.is_connected:
+            raise ConnectionError("not connected")
+        # A JetStream request proves the server answers and JetStream is enabled.
+        await self.nats.jetstream().account_info()
+
+
+class RedisProbe:
+    name = "redis"
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def check(self) -> None:
+        if not await self.redis.ping():
+            raise ConnectionError("PING was not answered")
+
+
+async def run_probes(probes: list[Probe], timeout: float) -> dict[str, dict[str, Any]]:
+    async def one(probe: Probe) -> tuple[str, dict[str, Any]]:
+        start = time.perf_counter()
+        try:
+            await asyncio.wait_for(probe.check(), timeout)
+        except TimeoutError:
+            return probe.name, {"ok": False, "error": f"no answer within {timeout:g}s"}
+        except Exception as exc:
+            return probe.name, {"ok": False, "error": f"{type(exc).__name__}: {exc}".strip()}
+        ms = round((time.perf_counter() - start) * 1000, 2)
+        return probe.name, {"ok": True, "latency_ms": ms}
+
+    return dict(await asyncio.gather(*(one(p) for p in probes)))

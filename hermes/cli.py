@@ -1,0 +1,104 @@
+"""`hermes ...`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from hermes.settings import Settings, SettingsError, load_settings
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    return load_settings(config_file=args.config, **overrides)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from hermes.devstack.dev import run_dev
+
+    settings = _settings(args, api_port=args.port, api_host=args.host)
+    return run_dev(settings, reset=args.reset)
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hermes.api.app import create_app
+
+    settings = _settings(args, api_port=args.port, api_host=args.host)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from hermes.worker import run_worker
+
+    asyncio.run(run_worker(_settings(args)))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from hermes.infra.postgres.migrate import migrate
+
+    settings = _settings(args)
+    if not settings.database_url:
+        print("hermes migrate: HERMES_DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    applied = migrate(settings.database_url)
+    for m in applied:
+        print(f"applied {m.version:04d}_{m.name}")
+    if not applied:
+        print("database is up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hermes", description=__doc__)
+    parser.add_argument("--config",
+                        help="TOML settings file (default: $HERMES_CONFIG or ./hermes.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = sub.add_parser("dev", help="run everything locally: services, migrations, API, worker")
+    dev.add_argument("--reset", action="store_true", help="wipe .hermes/ data first")
+    dev.add_argument("--host", default=None, help="API host (default 127.0.0.1)")
+    dev.add_argument("--port", type=int, default=None, help="API port (default 8080)")
+    dev.set_defaults(func=cmd_dev)
+
+    api = sub.add_parser("api", help="run the HTTP API")
+    api.add_argument("--host", default=None)
+    api.add_argument("--port", type=int, default=None)
+    api.set_defaults(func=cmd_api)
+
+    worker = sub.add_parser("worker", help="run a worker (cascade engine and delivery)")
+    worker.set_defaults(func=cmd_worker)
+
+    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"hermes: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Tenants and the credentials that act for them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+import msgspec
+
+KeyMode = Literal["test", "live"]
+SCOPES = ("send", "read", "manage")
+
+
+class Tenant(msgspec.Struct, frozen=True):
+    id: UUID
+    name: str
+    status: Literal["active", "suspended"]
+    created_at: datetime
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who a request acts as, once its API key is verified (validation layer 2)."""
+
+    tenant_id: UUID
+    tenant_name: str
+    key_id: UUID
+    mode: KeyMode
+    scopes: tuple[str, ...]
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes

@@ -1,0 +1,36 @@
+"""The dependencies of the domain, as protocols. `infra/` has one implementation per port."""
+
+from __future__ import annotations
+
+from typing import Protocol
+from uuid import UUID
+
+from hermes.domain.tenancy import Principal, Tenant
+
+
+class Probe(Protocol):
+    """A dependency whose health `/readyz` reports."""
+
+    name: str
+
+    async def check(self) -> None:
+        """Return if the dependency answers; raise with a reason otherwise."""
+
+
+class TenantStore(Protocol):
+    async def create_tenant(self, name: str) -> Tenant: ...
+
+    async def get_tenant(self, tenant_id: UUID) -> Tenant | None: ...
+
+    async def find_tenant_by_name(self, name: str) -> Tenant | None: ...
+
+    async def add_api_key(
+        self, tenant_id: UUID, *, prefix: str, key_hash: bytes, mode: str, scopes: list[str]
+    ) -> UUID: ...
+
+    async def principal_for_key(self, key_hash: bytes) -> Principal | None:
+        """The tenant and scopes of an active, unrevoked key with this hash."""
+
+    async def add_admin_token(self, *, prefix: str, token_hash: bytes) -> UUID: ...
+
+    async def admin_token_exists(self, token_hash: bytes) -> bool: ...

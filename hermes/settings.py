@@ -1,0 +1,122 @@
+"""One settings object, read from an optional TOML file and `HERMES_*` environment variables.
+
+Precedence, lowest first: the defaults below, the TOML file (`HERMES_CONFIG`, or
+`hermes.toml` in the working directory when it exists), then the environment.
+Every field `foo_bar` is set by the variable `HERMES_FOO_BAR`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ENV_PREFIX = "HERMES_"
+DEFAULT_CONFIG_FILE = "hermes.toml"
+
+
+class SettingsError(ValueError):
+    """The configuration cannot be read; the message says which key and why."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    # External services. When unset, `hermes dev` starts an embedded one.
+    database_url: str | None = None
+    nats_url: str | None = None
+    redis_url: str | None = None
+
+    # The HTTP API.
+    api_host: str = "127.0.0.1"
+    api_port: int = msgspec.field(default=8080)
+    # Largest request body the API reads, in bytes (validation layer 1).
+    max_body_bytes: int = 4 * 1024 * 1024
+
+    # Where `hermes dev` keeps service data and `dev.env`, relative to the working directory.
+    data_dir: str = ".hermes"
+    # Cache of compiled adapter modules; defaults to `<data_dir>/adapter-cache`.
+    adapter_cache_dir: str | None = None
+
+    # Connection pools and timeouts.
+    db_pool_min: int = 2
+    db_pool_max: int = 16
+    readiness_timeout_s: float = 1.0
+
+    # Partitions of the cascade space; workers own shards by lease.
+    shard_count: int = 16
+
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.api_port < 65536:
+            raise SettingsError(f"api_port must be 1..65535, got {self.api_port}")
+        if self.db_pool_min < 1 or self.db_pool_max < self.db_pool_min:
+            raise SettingsError("db_pool_min must be >= 1 and <= db_pool_max")
+        if self.shard_count < 1:
+            raise SettingsError("shard_count must be >= 1")
+        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
+            raise SettingsError(f"log_level must be debug|info|warning|error, got {self.log_level}")
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return msgspec.structs.replace(self, **changes)
+
+
+def field_names() -> tuple[str, ...]:
+    return Settings.__struct_fields__
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings from file, environment and explicit overrides (highest)."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        path = DEFAULT_CONFIG_FILE
+    if path is not None:
+        raw.update(_read_toml(Path(path)))
+
+    for name in field_names():
+        value = env.get(env_name(name))
+        if value is not None and value != "":
+            raw[name] = value
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+
+    try:
+        # strict=False lets "8080" from the environment become an int.
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid configuration: {exc}") from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise SettingsError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+    # Allow either top-level keys or a [hermes] table.
+    table = data.get("hermes", data)
+    if not isinstance(table, dict):
+        raise SettingsError(f"config file {path}: [hermes] must be a table")
+    return dict(table)

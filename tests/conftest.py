@@ -1,0 +1,52 @@
+"""Shared fixtures. Integration tests get real PostgreSQL, NATS JetStream and Redis.
+
+The servers come from the same launcher as `hermes dev` (hermes.devstack.Stack),
+on free ports with data in a temporary directory, started once per test session
+and stopped at its end. Set HERMES_DATABASE_URL / HERMES_NATS_URL /
+HERMES_REDIS_URL to run against servers of your own instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from hermes.bootstrap import Container, open_container
+from hermes.devstack import Stack
+from hermes.infra.postgres.migrate import migrate
+from hermes.settings import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def stack_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def settings(stack_root: Path) -> Iterator[Settings]:
+    base = load_settings(env={k: v for k, v in os.environ.items() if k.startswith("HERMES_")},
+                         config_file=os.environ.get("HERMES_CONFIG"))
+    stack = Stack(stack_root)
+    urls = stack.start(base)
+    try:
+        migrate(urls.database_url)
+        yield base.with_overrides(
+            database_url=urls.database_url, nats_url=urls.nats_url, redis_url=urls.redis_url,
+            data_dir=str(stack_root),
+        )
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+async def container(settings: Settings) -> AsyncIterator[Container]:
+    c = await open_container(settings, name="test")
+    try:
+        await c.nats.wait_connected(timeout=10)
+        await c.pool.wait(timeout=10)
+        yield c
+    finally:
+        await c.close()

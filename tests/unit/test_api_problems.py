@@ -1,0 +1,107 @@
+"""Every error the API returns is RFC 9457 problem+json with a catalogue code."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from hermes.api.app import create_app
+from hermes.bootstrap import Container
+from hermes.domain.errors import catalogue
+from hermes.tenancy.secrets import digest, new_api_key
+from tests.fakes import FakeProbe, FakeTenantStore, fake_container
+
+
+@pytest.fixture
+def container() -> Container:
+    return fake_container()
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    async with AsyncTestClient(create_app(container.settings, container)) as c:
+        yield c
+
+
+def assert_problem(resp: object, status: int, code: str) -> dict[str, object]:
+    assert resp.status_code == status, resp.text  # type: ignore[attr-defined]
+    assert resp.headers["content-type"].startswith("application/problem+json")  # type: ignore[attr-defined]
+    body: dict[str, object] = resp.json()  # type: ignore[attr-defined]
+    assert body["code"] == code
+    assert body["status"] == status
+    assert body["type"] == f"urn:hermes:error:{code}"
+    assert body["title"] == catalogue()[code].title
+    assert str(body["instance"]).startswith("req_")
+    return body
+
+
+async def test_unknown_route_is_problem_404(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    assert_problem(await client.get("/v1/nothing-here"), 404, "request.not_found")
+
+
+async def test_wrong_method_is_problem_405(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    assert_problem(await client.post("/healthz"), 405, "request.method_not_allowed")
+
+
+async def test_missing_and_malformed_and_unknown_keys_are_401(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+) -> None:
+    resp = await client.get("/v1/account")
+    assert_problem(resp, 401, "auth.missing")
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+    resp = await client.get("/v1/account", headers={"Authorization": "Bearer sk_wrong_shape"})
+    assert_problem(resp, 401, "auth.invalid")
+    resp = await client.get("/v1/account", headers=_bearer(new_api_key("test")))
+    assert_problem(resp, 401, "auth.invalid")
+    resp = await client.get("/v1/account", headers={"Authorization": "Basic Zm9vOmJhcg=="})
+    assert_problem(resp, 401, "auth.missing")
+
+
+async def test_valid_key_acts_for_its_tenant(
+    client: AsyncTestClient, container: Container  # type: ignore[type-arg]
+) -> None:
+    store = container.tenants
+    assert isinstance(store, FakeTenantStore)
+    tenant = await store.create_tenant("acme")
+    key = new_api_key("live")
+    await store.add_api_key(tenant.id, prefix=key[:12], key_hash=digest(key), mode="live",
+                            scopes=["read"])
+    resp = await client.get("/v1/account", headers={"Authorization": f"Bearer {key}"})
+    assert resp.status_code == 200
+    assert resp.json()["tenant_name"] == "acme" and resp.json()["mode"] == "live"
+    assert resp.headers["x-request-id"].startswith("req_")
+
+
+async def test_unhandled_exception_is_problem_500_without_internals(
+    client: AsyncTestClient, container: Container  # type: ignore[type-arg]
+) -> None:
+    class Boom(FakeTenantStore):
+        async def principal_for_key(self, key_hash: bytes) -> None:
+            raise RuntimeError("secret internal detail")
+
+    container.tenants = Boom()
+    resp = await client.get("/v1/account", headers=_bearer(new_api_key("test")))
+    body = assert_problem(resp, 500, "internal.error")
+    assert "secret internal detail" not in resp.text and "detail" not in body
+
+
+async def test_readyz_fails_with_the_names_of_failed_probes(
+    client: AsyncTestClient, container: Container  # type: ignore[type-arg]
+) -> None:
+    container.probes = [FakeProbe("postgres"), FakeProbe("nats", ConnectionError("refused")),
+                        FakeProbe("redis", TimeoutError())]
+    body = assert_problem(await client.get("/readyz"), 503, "internal.dependency_unavailable")
+    assert body["failed"] == ["nats", "redis"]
+
+
+async def test_openapi_schema_is_served(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    resp = await client.get("/schema/openapi.json")
+    assert resp.status_code == 200
+    paths = resp.json()["paths"]
+    assert {"/healthz", "/readyz", "/v1/account"} <= set(paths)
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
