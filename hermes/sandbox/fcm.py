@@ -25,7 +25,7 @@ PROVIDER = "fcm"
 PATH = "/v1/projects/{project}/messages:send"
 FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _TOKEN = re.compile(r"^[A-Za-z0-9_:\-.]{8,4096}$")
-_TARGETS = ("token", "topic", "condition")
+_TARGETS = ("token", "fid", "topic", "condition")  # fid: Firebase installation ID
 
 
 def error(status: int, grpc_status: str, message: str, fcm_code: str | None = None,
@@ -56,8 +56,8 @@ def install(ctx: Context) -> None:
         outcome: Outcome | None = None
         response, target = _check(payload)
         if response is None:
-            magic = outcomes.for_push_token(target) if "token" in payload["message"] else (
-                Outcome.DELIVERED)
+            addressed = "token" in payload["message"] or "fid" in payload["message"]
+            magic = outcomes.for_push_token(target) if addressed else Outcome.DELIVERED
             outcome, _ = ctx.state.resolve(PROVIDER, target, magic)
             response = _answer(ctx, project, outcome, payload.get("validate_only") is True)
         ctx.state.record(PROVIDER, request.method, request.path, request.headers, payload,
@@ -77,7 +77,8 @@ def _check(payload: Any) -> tuple[Response | None, str]:
         return error(400, "INVALID_ARGUMENT", "Request contains an invalid argument.",
                      "INVALID_ARGUMENT"), ""
     target = message[targets[0]]
-    if not isinstance(target, str) or (targets[0] == "token" and not _TOKEN.match(target)):
+    if not isinstance(target, str) or (targets[0] in ("token", "fid")
+                                       and not _TOKEN.match(target)):
         return error(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM "
                      "registration token", "INVALID_ARGUMENT"), ""
     data = message.get("data")
