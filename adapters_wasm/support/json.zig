@@ -331,13 +331,16 @@ pub const Writer = struct {
     has_item: [max_depth + 1]bool = @splat(false),
     depth: usize = 0,
     after_key: bool = false,
+    /// `", "` and `": "` separators, as Python's `json.dumps` default
+    /// (botocore's rest-json bodies), instead of the compact form.
+    spaced: bool = false,
 
     fn sep(w: *Writer) void {
         if (w.after_key) {
             w.after_key = false;
             return;
         }
-        if (w.depth > 0 and w.has_item[w.depth]) w.out.append(',');
+        if (w.depth > 0 and w.has_item[w.depth]) w.out.appendSlice(if (w.spaced) ", " else ",");
         w.has_item[w.depth] = true;
     }
 
@@ -368,7 +371,7 @@ pub const Writer = struct {
     pub fn key(w: *Writer, k: []const u8) void {
         w.sep();
         writeString(&w.out, k);
-        w.out.append(':');
+        w.out.appendSlice(if (w.spaced) ": " else ":");
         w.after_key = true;
     }
 
