@@ -9,6 +9,8 @@ HERMES_REDIS_URL to run against servers of your own instead.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,9 +22,26 @@ from hermes.infra.postgres.migrate import migrate
 from hermes.settings import Settings, load_settings
 
 
+def _service_dir() -> Iterator[Path]:
+    # Not under pytest's basetemp: when running as root, PostgreSQL runs as an
+    # unprivileged user that must traverse the parents, and pytest resets its
+    # base directory to 0700 whenever another pytest session starts.
+    path = Path(tempfile.mkdtemp(prefix="hermes-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def stack_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stack")
+def stack_root() -> Iterator[Path]:
+    yield from _service_dir()
+
+
+@pytest.fixture
+def service_dir() -> Iterator[Path]:
+    """A fresh directory for servers a test starts itself."""
+    yield from _service_dir()
 
 
 @pytest.fixture(scope="session")

@@ -27,9 +27,9 @@ async def test_ready_when_everything_answers(settings: Settings) -> None:
 
 
 @pytest.fixture
-def own_stack(tmp_path: Path) -> Iterator[Stack]:
+def own_stack(service_dir: Path) -> Iterator[Stack]:
     """A private set of servers, so stopping one does not disturb other tests."""
-    stack = Stack(tmp_path)
+    stack = Stack(service_dir)
     yield stack
     stack.stop()
 
