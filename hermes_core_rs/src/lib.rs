@@ -4,6 +4,8 @@
 //! `python` feature, and the one export list of `hermes._core` is below.
 
 pub mod errors;
+pub mod wheel;
+pub mod cascade;
 
 #[cfg(feature = "python")]
 mod python;

@@ -1,0 +1,223 @@
+//! A hierarchical timer wheel keyed by 128-bit message ids, at 1 ms resolution.
+//!
+//! Six levels of 64 slots (see [`level`]) cover `2^36` ms, about 795 days;
+//! a deadline further away waits in an overflow list that is re-filed each
+//! time the wheel's time crosses a multiple of that span, so every `u64`
+//! deadline is held exactly. Insert, cancel and reschedule are O(1): the id
+//! index finds the entry, and the entry's list is computed from its deadline
+//! and the wheel's time, as in tokio's wheel.
+//!
+//! The wheel never reads a clock: time is the `now_ms` passed to
+//! [`Wheel::new`] and [`Wheel::advance`].
+
+mod level;
+mod slab;
+
+#[cfg(test)]
+mod tests;
+
+use level::{location_for, next_occupied, overflow_boundary, Location, LEVEL_MULT, NUM_LEVELS};
+use slab::{Slab, NIL};
+
+pub(crate) use slab::hash_id;
+
+pub use level_consts::*;
+
+/// Public copies of the wheel's shape, for documentation and benchmarks.
+mod level_consts {
+    /// Slots per level.
+    pub const SLOTS_PER_LEVEL: usize = super::level::LEVEL_MULT;
+    /// Levels below the overflow list.
+    pub const LEVELS: usize = super::level::NUM_LEVELS;
+    /// Milliseconds the levels cover from any time (`2^36`, ~795 days).
+    pub const SPAN_MS: u64 = super::level::WHEEL_SPAN;
+}
+
+/// One level: a list head per slot and a bitmap of non-empty slots.
+struct Level {
+    occupied: u64,
+    heads: [u32; LEVEL_MULT],
+}
+
+impl Level {
+    const EMPTY: Level = Level { occupied: 0, heads: [NIL; LEVEL_MULT] };
+}
+
+/// Pending timers by message id.
+///
+/// `advance` appends expired timers sorted by `max(deadline, t0)`, where `t0`
+/// is the wheel's time when `advance` was called: timers already due (a
+/// deadline at or before the wheel's time when they were set) come first, in
+/// unspecified order, then every other timer in deadline order; timers with the
+/// same deadline come in unspecified order.
+pub struct Wheel {
+    /// The wheel's time: the last `now_ms` it was advanced to.
+    elapsed: u64,
+    levels: [Level; NUM_LEVELS],
+    overflow: u32,
+    slab: Slab,
+}
+
+impl Wheel {
+    /// An empty wheel whose time is `now_ms`.
+    pub fn new(now_ms: u64) -> Self {
+        Wheel { elapsed: now_ms, levels: [Level::EMPTY; NUM_LEVELS], overflow: NIL, slab: Slab::new() }
+    }
+
+    /// The wheel's time: the `now_ms` of the last advance (or of `new`).
+    pub fn now(&self) -> u64 {
+        self.elapsed
+    }
+
+    /// Pending timers.
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slab.len() == 0
+    }
+
+    /// The deadline of `id`'s pending timer.
+    pub fn deadline(&self, id: u128) -> Option<u64> {
+        self.slab.find(id).map(|idx| self.slab.get(idx).deadline)
+    }
+
+    /// Sets `id`'s timer to `deadline_ms`, replacing any pending timer for the
+    /// same id. A deadline at or before the wheel's time fires on the next
+    /// `advance`.
+    pub fn insert(&mut self, id: u128, deadline_ms: u64) {
+        if !self.reschedule(id, deadline_ms) {
+            let idx = self.slab.insert(id, deadline_ms);
+            self.link(idx);
+        }
+    }
+
+    /// Cancels `id`'s pending timer; false if it had none (never set, already
+    /// fired or cancelled).
+    pub fn cancel(&mut self, id: u128) -> bool {
+        match self.slab.find(id) {
+            Some(idx) => {
+                self.unlink(idx);
+                self.slab.remove(idx);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Moves `id`'s pending timer to `deadline_ms`; false (and nothing set) if
+    /// it had none.
+    pub fn reschedule(&mut self, id: u128, deadline_ms: u64) -> bool {
+        match self.slab.find(id) {
+            Some(idx) => {
+                self.unlink(idx);
+                self.slab.get_mut(idx).deadline = deadline_ms;
+                self.link(idx);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The earliest time at which `advance` has work to do: the deadline of
+    /// the earliest timer when it is within the current 64 ms, otherwise the
+    /// start of the slot holding it (a lower bound; advancing to it moves
+    /// timers down a level and the next call answers more precisely). `None`
+    /// when nothing is pending. A timer already due gives the wheel's time.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.next_expiration().map(|(_, at)| at)
+    }
+
+    /// Moves the wheel's time to `now_ms` and appends every timer with a
+    /// deadline at or before it to `out` as `(id, deadline)`, in the order the
+    /// type documents. A `now_ms` before the wheel's time only fires what is
+    /// already due. Returns how many timers fired.
+    pub fn advance(&mut self, now_ms: u64, out: &mut Vec<(u128, u64)>) -> usize {
+        let now = now_ms.max(self.elapsed);
+        let before = out.len();
+        while let Some((location, at)) = self.next_expiration() {
+            if at > now {
+                break;
+            }
+            self.elapsed = at;
+            self.process(location, out);
+        }
+        self.elapsed = now;
+        out.len() - before
+    }
+
+    /// The next list to process and the time at which to process it.
+    fn next_expiration(&self) -> Option<(Location, u64)> {
+        for (level, lv) in self.levels.iter().enumerate() {
+            if let Some((slot, at)) = next_occupied(lv.occupied, self.elapsed, level) {
+                return Some((Location::Slot(level, slot), at));
+            }
+        }
+        if self.overflow != NIL {
+            let at = overflow_boundary(self.elapsed)
+                .expect("an overflow timer implies a later span boundary");
+            return Some((Location::Overflow, at));
+        }
+        None
+    }
+
+    /// Takes a whole list at the wheel's (just set) time: fires what is due and
+    /// re-files the rest, which lands on a lower level.
+    fn process(&mut self, location: Location, out: &mut Vec<(u128, u64)>) {
+        let mut cur = std::mem::replace(self.head_mut(location), NIL);
+        if let Location::Slot(level, slot) = location {
+            self.levels[level].occupied &= !(1 << slot);
+        }
+        while cur != NIL {
+            let entry = *self.slab.get(cur);
+            if entry.deadline <= self.elapsed {
+                out.push((entry.id, entry.deadline));
+                self.slab.remove(cur);
+            } else {
+                debug_assert!(location_for(self.elapsed, entry.deadline) != location);
+                self.link(cur);
+            }
+            cur = entry.next;
+        }
+    }
+
+    fn head_mut(&mut self, location: Location) -> &mut u32 {
+        match location {
+            Location::Slot(level, slot) => &mut self.levels[level].heads[slot],
+            Location::Overflow => &mut self.overflow,
+        }
+    }
+
+    fn link(&mut self, idx: u32) {
+        let location = location_for(self.elapsed, self.slab.get(idx).deadline);
+        let head = match location {
+            Location::Slot(level, slot) => {
+                self.levels[level].occupied |= 1 << slot;
+                &mut self.levels[level].heads[slot]
+            }
+            Location::Overflow => &mut self.overflow,
+        };
+        self.slab.push_front(head, idx);
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let location = location_for(self.elapsed, self.slab.get(idx).deadline);
+        let head = match location {
+            Location::Slot(level, slot) => &mut self.levels[level].heads[slot],
+            Location::Overflow => &mut self.overflow,
+        };
+        self.slab.unlink(head, idx);
+        if let Location::Slot(level, slot) = location {
+            if self.levels[level].heads[slot] == NIL {
+                self.levels[level].occupied &= !(1 << slot);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Wheel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wheel").field("now", &self.elapsed).field("len", &self.len()).finish()
+    }
+}
