@@ -55,6 +55,50 @@ catalogue! {
     AuthMissing => ("auth.missing", 401, false, "No API key was given"),
     AuthInvalid => ("auth.invalid", 401, false, "The API key is not valid"),
     AuthForbidden => ("auth.forbidden", 403, false, "The credential may not use this resource"),
+    // Recipient addresses (layer 3).
+    RecipientInvalidPhone => ("recipient.invalid_phone", 422, false, "The phone number is not a valid number for its country"),
+    RecipientInvalidEmail => ("recipient.invalid_email", 422, false, "The email address is not valid"),
+    RecipientInvalidPushToken => ("recipient.invalid_push_token", 422, false, "The push token is not an FCM or APNs device token"),
+    RecipientMissingAddress => ("recipient.missing_address", 422, false, "A step's channel has no address for the recipient"),
+    RecipientCountryNotAllowed => ("recipient.country_not_allowed", 422, false, "The recipient's country is not allowed for this tenant"),
+    // Content (layer 4).
+    ContentEmpty => ("content.empty", 422, false, "The message has no content for a channel it uses"),
+    ContentControlCharacters => ("content.control_characters", 422, false, "The content contains control characters"),
+    ContentTooManySegments => ("content.too_many_segments", 422, false, "The SMS body needs more segments than allowed"),
+    ContentSubjectTooLong => ("content.subject_too_long", 422, false, "The email subject is too long"),
+    ContentTooLarge => ("content.too_large", 413, false, "The content is larger than the channel allows"),
+    ContentPushPayloadTooLarge => ("content.push_payload_too_large", 413, false, "The push payload is larger than 4 KB"),
+    ContentInvalidPushData => ("content.invalid_push_data", 422, false, "The push data is not a JSON object"),
+    // Cascade plan (layer 5).
+    CascadeEmpty => ("cascade.empty", 422, false, "The cascade has no steps"),
+    CascadeTooManySteps => ("cascade.too_many_steps", 422, false, "The cascade has too many steps"),
+    CascadeUnknownChannel => ("cascade.unknown_channel", 422, false, "A step names an unknown channel"),
+    CascadeTimeoutOutOfRange => ("cascade.timeout_out_of_range", 422, false, "A step timeout is outside 1 s to 72 h"),
+    CascadeExpiresInPast => ("cascade.expires_in_past", 422, false, "expires_at is not after now and send_at"),
+    CascadeSendAtTooFar => ("cascade.send_at_too_far", 422, false, "send_at is more than 35 days ahead"),
+    // Tenant policy (layer 6) and routing.
+    PolicyChannelDisabled => ("policy.channel_disabled", 403, false, "The channel is not enabled for this tenant"),
+    RoutingNoProvider => ("routing.no_provider", 503, true, "No healthy provider account serves this channel and country"),
+    // Compliance, rate limits, quotas and idempotency (layers 7-9).
+    ComplianceSuppressed => ("compliance.suppressed", 422, false, "The recipient is on the suppression list"),
+    RateLimitExceeded => ("rate_limit.exceeded", 429, true, "Too many requests"),
+    QuotaExceeded => ("quota.exceeded", 429, false, "The tenant's quota is used up"),
+    IdempotencyConflict => ("idempotency.conflict", 422, false, "The Idempotency-Key was used with a different request"),
+    IdempotencyInProgress => ("idempotency.in_progress", 409, true, "A request with this Idempotency-Key is still in progress"),
+    // Provider adapters (WASM sandbox).
+    AdapterOutOfFuel => ("adapter.out_of_fuel", 502, false, "The provider adapter ran out of fuel"),
+    AdapterTimeout => ("adapter.timeout", 504, true, "The provider adapter exceeded its deadline"),
+    AdapterMemoryExceeded => ("adapter.memory_exceeded", 502, false, "The provider adapter exceeded its memory limit"),
+    AdapterTrap => ("adapter.trap", 502, false, "The provider adapter trapped"),
+    AdapterBadOutput => ("adapter.bad_output", 502, false, "The provider adapter returned malformed output"),
+    AdapterHostNotAllowed => ("adapter.host_not_allowed", 502, false, "The provider adapter asked for a host its manifest does not allow"),
+    AdapterInvalidModule => ("adapter.invalid_module", 422, false, "The adapter module is not a valid Hermes adapter"),
+    // Provider outcomes.
+    ProviderRejected => ("provider.rejected", 422, false, "The provider rejected the message"),
+    ProviderInvalidRecipient => ("provider.invalid_recipient", 422, false, "The provider rejected the recipient"),
+    ProviderRateLimited => ("provider.rate_limited", 429, true, "The provider is rate limiting"),
+    ProviderUnavailable => ("provider.unavailable", 503, true, "The provider is unavailable"),
+    ProviderAuthFailed => ("provider.auth_failed", 502, false, "The provider rejected the account's credentials"),
     // Server side.
     InternalError => ("internal.error", 500, true, "Internal error"),
     DependencyUnavailable => ("internal.dependency_unavailable", 503, true, "A service Hermes depends on is unavailable"),
@@ -92,5 +136,39 @@ mod tests {
         assert!(ErrorCode::InternalError.info().retryable);
         assert!(!ErrorCode::RequestInvalid.info().retryable);
         assert_eq!(ErrorCode::from_code("no.such_code"), None);
+    }
+
+    #[test]
+    fn catalogue_names_the_codes_validation_routing_and_delivery_use() {
+        for code in [
+            "recipient.invalid_phone", "recipient.invalid_email", "recipient.invalid_push_token",
+            "recipient.missing_address", "recipient.country_not_allowed", "content.empty",
+            "content.control_characters", "content.too_many_segments", "content.subject_too_long",
+            "content.too_large", "content.push_payload_too_large", "cascade.unknown_channel",
+            "cascade.empty", "cascade.timeout_out_of_range", "cascade.expires_in_past",
+            "cascade.send_at_too_far", "policy.channel_disabled", "routing.no_provider",
+            "adapter.out_of_fuel", "adapter.timeout", "adapter.memory_exceeded", "adapter.trap",
+            "adapter.bad_output", "adapter.host_not_allowed", "adapter.invalid_module",
+            "provider.rejected", "provider.invalid_recipient", "provider.rate_limited",
+            "provider.unavailable", "provider.auth_failed", "rate_limit.exceeded", "quota.exceeded",
+            "idempotency.conflict", "idempotency.in_progress", "compliance.suppressed",
+        ] {
+            assert!(ErrorCode::from_code(code).is_some(), "missing {code}");
+        }
+    }
+
+    #[test]
+    fn transient_failures_are_retryable_and_definite_ones_are_not() {
+        // The NATS ack decision reads this flag: retryable -> nak(delay), else term().
+        for code in [ErrorCode::ProviderRateLimited, ErrorCode::ProviderUnavailable,
+                     ErrorCode::AdapterTimeout, ErrorCode::RateLimitExceeded, ErrorCode::RoutingNoProvider] {
+            assert!(code.info().retryable, "{} should be retryable", code.code());
+        }
+        for code in [ErrorCode::ProviderRejected, ErrorCode::ProviderInvalidRecipient,
+                     ErrorCode::AdapterTrap, ErrorCode::AdapterOutOfFuel, ErrorCode::RecipientInvalidPhone] {
+            assert!(!code.info().retryable, "{} should not be retryable", code.code());
+        }
+        assert_eq!(ErrorCode::RateLimitExceeded.info().status, 429);
+        assert_eq!(ErrorCode::IdempotencyInProgress.info().status, 409);
     }
 }

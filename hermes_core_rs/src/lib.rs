@@ -4,6 +4,8 @@
 //! `python` feature, and the one export list of `hermes._core` is below.
 
 pub mod errors;
+pub mod router;
+pub mod validate;
 pub mod wheel;
 pub mod cascade;
 
