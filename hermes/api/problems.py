@@ -15,6 +15,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE, HTTP_415_UNSUPPORTED_MEDIA_TYPE
+from litestar.types import ExceptionHandlersMap
 
 from hermes.domain.errors import Code, FieldError, HermesError, entry
 
@@ -116,7 +117,7 @@ def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[byte
     return problem_response(request, Code.INTERNAL_ERROR)
 
 
-exception_handlers: dict[type[Exception], Any] = {
+exception_handlers: ExceptionHandlersMap = {
     HermesError: _hermes_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 from hermes.bootstrap import open_container
 from hermes.devstack.procs import ChildProcess, wait_until
@@ -104,7 +105,7 @@ class _StopFlag:
             time.sleep(0.05)
 
 
-def _single_instance(root: Path) -> object:
+def _single_instance(root: Path) -> IO[str]:
     handle = open(root / "dev.lock", "w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -38,11 +38,11 @@ def _primary_group(user: str) -> int:
     return pwd.getpwnam(user).pw_gid
 
 
-def run_as(user: str | None) -> dict[str, object]:
-    """subprocess keyword arguments that run a command as `user` with only its own group."""
+def run_as(user: str | None) -> tuple[str | None, int | None, list[int] | None]:
+    """(user, group, extra_groups) for subprocess: run as `user` with only its own group."""
     if user is None:
-        return {}
-    return {"user": user, "group": _primary_group(user), "extra_groups": []}
+        return None, None, None
+    return user, _primary_group(user), []
 
 
 class ChildProcess:
@@ -71,6 +71,7 @@ class ChildProcess:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
+        user, group, extra_groups = run_as(self.user)
         try:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -80,7 +81,9 @@ class ChildProcess:
                 env=self.env,
                 cwd=self.cwd,
                 # Drop root's groups too: a group-owned 0701 parent would otherwise deny access.
-                **run_as(self.user),  # type: ignore[arg-type]
+                user=user,
+                group=group,
+                extra_groups=extra_groups,
                 start_new_session=True,
                 preexec_fn=_death_signal(self.stop_signal),
             )

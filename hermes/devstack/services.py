@@ -84,10 +84,12 @@ class Postgres:
             _grant_traversal(self.bin / "postgres")
             entry = pwd.getpwnam(self.user)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+        user, group, extra_groups = run_as(self.user)
         result = subprocess.run(
             [str(self.bin / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
              "--auth=trust", "-E", "UTF8", "--locale=C", "--no-instructions"],
-            capture_output=True, text=True, check=False, **run_as(self.user),  # type: ignore[call-overload]
+            capture_output=True, text=True, check=False,
+            user=user, group=group, extra_groups=extra_groups,
         )
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
