@@ -1,9 +1,11 @@
 """Delivery receipts: posted to the callback after a delay, off the send path.
 
 A send only schedules its receipts (a timer); posting happens later on a
-pooled httpx client, so the send endpoints never wait on a callback. Providers
-that batch (WhatsApp's `statuses[]`) get one POST per endpoint for every status
-that fell due within `BATCH_WINDOW`.
+pooled keep-alive client, so the send endpoints never wait on a callback.
+Providers that batch (WhatsApp's `statuses[]`) get one POST per endpoint for
+every status that fell due within `BATCH_WINDOW`. A receipt that is expensive
+to build (an RSA-signed SNS message) is passed as a function and built on a
+worker thread when it falls due (OpenSSL releases the GIL while signing).
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from hermes.sandbox.poster import HttpPoster, PostError
 from hermes.sandbox.state import SandboxState
 
 BATCH_WINDOW = 0.01  # seconds a due batchable status waits for company
@@ -32,15 +34,14 @@ class Receipt:
 
 
 BatchBuilder = Callable[[list[Any]], Receipt]
+Pending = Receipt | Callable[[], Receipt]  # a function: built on a worker thread when due
 
 
 class ReceiptDispatcher:
     def __init__(self, state: SandboxState, concurrency: int = 64) -> None:
         self._state = state
-        self._client = httpx.AsyncClient(
-            timeout=5.0,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
+        self._client = HttpPoster(timeout=5.0)
+        self._builders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-receipts")
         self._gate = asyncio.Semaphore(concurrency)
         self._timers: set[asyncio.TimerHandle] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -53,7 +54,7 @@ class ReceiptDispatcher:
         """Receipts scheduled or being posted; 0 once everything went out."""
         return len(self._timers) + len(self._tasks) + sum(len(i) for _, i in self._batches.values())
 
-    def send_later(self, delay: float, receipts: list[Receipt]) -> None:
+    def send_later(self, delay: float, receipts: list[Pending]) -> None:
         """Post `receipts` one after the other, in order, `delay` seconds from now."""
         self._later(delay, self._spawn, receipts)
 
@@ -73,6 +74,7 @@ class ReceiptDispatcher:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._client.aclose()
+        self._builders.shutdown(wait=False, cancel_futures=True)
 
     def _later(self, delay: float, callback: Callable[..., None], *args: Any) -> None:
         if self._closed:
@@ -100,16 +102,20 @@ class ReceiptDispatcher:
             for start in range(0, len(items), MAX_BATCH):
                 self._spawn([build(items[start:start + MAX_BATCH])])
 
-    def _spawn(self, receipts: list[Receipt]) -> None:
+    def _spawn(self, receipts: list[Pending]) -> None:
         if self._closed:
             return
         task = asyncio.get_running_loop().create_task(self._post_in_order(receipts))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _post_in_order(self, receipts: list[Receipt]) -> None:
-        for receipt in receipts:
-            await self._post(receipt)
+    async def _post_in_order(self, receipts: list[Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        for pending in receipts:
+            if isinstance(pending, Receipt):
+                await self._post(pending)
+            else:
+                await self._post(await loop.run_in_executor(self._builders, pending))
 
     async def _post(self, receipt: Receipt) -> None:
         for attempt in range(len(RETRY_DELAYS) + 1):
@@ -117,11 +123,8 @@ class ReceiptDispatcher:
             error: str | None = None
             async with self._gate:
                 try:
-                    response = await self._client.post(
-                        receipt.url, content=receipt.body, headers=receipt.headers
-                    )
-                    status = response.status_code
-                except httpx.HTTPError as exc:
+                    status = await self._client.post(receipt.url, receipt.body, receipt.headers)
+                except (PostError, OSError, TimeoutError) as exc:
                     error = f"{type(exc).__name__}: {exc}"
             self._state.receipts.append({
                 "provider": receipt.provider,

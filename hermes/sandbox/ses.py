@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import functools
 import re
 import time
 import uuid
@@ -124,6 +125,7 @@ def _check(ctx: Context, payload: Any) -> tuple[Response | None, list[str]]:
     return None, recipients
 
 
+@functools.lru_cache(maxsize=4096)
 def _bare(address: str) -> str:
     return getaddresses([address])[0][1] or address
 
@@ -147,8 +149,8 @@ def _answer(ctx: Context, signer: SnsSigner, payload: dict[str, Any],
             events = _events(mail, address, outcome)
             if events:
                 ctx.receipts.send_later(delay, [
-                    signer.notification(ctx.base_url, endpoint, topic_arn(name),
-                                        _encode(e).decode(), PROVIDER)
+                    functools.partial(signer.notification, ctx.base_url, endpoint,
+                                      topic_arn(name), _encode(e).decode(), PROVIDER)
                     for e in events
                 ])
     return json_response(200, {"MessageId": message_id})

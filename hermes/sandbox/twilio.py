@@ -14,7 +14,7 @@ import hmac
 import re
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote_plus
 
 from hermes.sandbox import credentials, outcomes
 from hermes.sandbox.common import Context, basic_credentials, held, hex_id, utc_now
@@ -40,6 +40,16 @@ def error(status: int, code: int, message: str, headers: list[tuple[str, str]] |
         "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": status,
     }, headers)
+
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_.\-]*$")
+
+
+def form_encode(params: dict[str, str]) -> bytes:
+    """urlencode, with a fast path for the values that need no escaping (most of them)."""
+    return "&".join(
+        f"{quote_plus(k)}={v if _PLAIN.match(v) else quote_plus(v)}" for k, v in params.items()
+    ).encode()
 
 
 def signature(auth_token: str, url: str, params: dict[str, str]) -> str:
@@ -171,4 +181,4 @@ def _callback(url: str, sid: str, form: dict[str, str], status: str) -> Receipt:
         "i-twilio-idempotency-token": hex_id(),
         "user-agent": "TwilioProxy/1.1",
     }
-    return Receipt(PROVIDER, url, urlencode(params).encode(), headers)
+    return Receipt(PROVIDER, url, form_encode(params), headers)

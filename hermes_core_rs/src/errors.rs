@@ -74,8 +74,8 @@ catalogue! {
     CascadeTooManySteps => ("cascade.too_many_steps", 422, false, "The cascade has too many steps"),
     CascadeUnknownChannel => ("cascade.unknown_channel", 422, false, "A step names an unknown channel"),
     CascadeTimeoutOutOfRange => ("cascade.timeout_out_of_range", 422, false, "A step timeout is outside 1 s to 72 h"),
-    CascadeExpiresInPast => ("cascade.expires_in_past", 422, false, "expires_at is not after now and send_at"),
-    CascadeSendAtTooFar => ("cascade.send_at_too_far", 422, false, "send_at is more than 35 days ahead"),
+    CascadeExpiresInPast => ("cascade.expires_in_past", 422, false, "The expiry time is not after now and send_at"),
+    CascadeSendAtTooFar => ("cascade.send_at_too_far", 422, false, "The scheduled send time is more than 35 days ahead"),
     // Tenant policy (layer 6) and routing.
     PolicyChannelDisabled => ("policy.channel_disabled", 403, false, "The channel is not enabled for this tenant"),
     RoutingNoProvider => ("routing.no_provider", 503, true, "No healthy provider account serves this channel and country"),
@@ -85,20 +85,22 @@ catalogue! {
     QuotaExceeded => ("quota.exceeded", 429, false, "The tenant's quota is used up"),
     IdempotencyConflict => ("idempotency.conflict", 422, false, "The Idempotency-Key was used with a different request"),
     IdempotencyInProgress => ("idempotency.in_progress", 409, true, "A request with this Idempotency-Key is still in progress"),
-    // Provider adapters (WASM sandbox).
-    AdapterOutOfFuel => ("adapter.out_of_fuel", 502, false, "The provider adapter ran out of fuel"),
+    // Provider adapters (WASM sandbox). A definite adapter or credential
+    // failure is 424 Failed Dependency: repeating the call cannot help, and
+    // every 5xx in the catalogue is retryable.
+    AdapterOutOfFuel => ("adapter.out_of_fuel", 424, false, "The provider adapter ran out of fuel"),
     AdapterTimeout => ("adapter.timeout", 504, true, "The provider adapter exceeded its deadline"),
-    AdapterMemoryExceeded => ("adapter.memory_exceeded", 502, false, "The provider adapter exceeded its memory limit"),
-    AdapterTrap => ("adapter.trap", 502, false, "The provider adapter trapped"),
-    AdapterBadOutput => ("adapter.bad_output", 502, false, "The provider adapter returned malformed output"),
-    AdapterHostNotAllowed => ("adapter.host_not_allowed", 502, false, "The provider adapter asked for a host its manifest does not allow"),
+    AdapterMemoryExceeded => ("adapter.memory_exceeded", 424, false, "The provider adapter exceeded its memory limit"),
+    AdapterTrap => ("adapter.trap", 424, false, "The provider adapter trapped"),
+    AdapterBadOutput => ("adapter.bad_output", 424, false, "The provider adapter returned malformed output"),
+    AdapterHostNotAllowed => ("adapter.host_not_allowed", 424, false, "The provider adapter asked for a host its manifest does not allow"),
     AdapterInvalidModule => ("adapter.invalid_module", 422, false, "The adapter module is not a valid Hermes adapter"),
     // Provider outcomes.
     ProviderRejected => ("provider.rejected", 422, false, "The provider rejected the message"),
     ProviderInvalidRecipient => ("provider.invalid_recipient", 422, false, "The provider rejected the recipient"),
     ProviderRateLimited => ("provider.rate_limited", 429, true, "The provider is rate limiting"),
     ProviderUnavailable => ("provider.unavailable", 503, true, "The provider is unavailable"),
-    ProviderAuthFailed => ("provider.auth_failed", 502, false, "The provider rejected the account's credentials"),
+    ProviderAuthFailed => ("provider.auth_failed", 424, false, "The provider rejected the account's credentials"),
     // Server side.
     InternalError => ("internal.error", 500, true, "Internal error"),
     DependencyUnavailable => ("internal.dependency_unavailable", 503, true, "A service Hermes depends on is unavailable"),
@@ -167,6 +169,11 @@ mod tests {
         for code in [ErrorCode::ProviderRejected, ErrorCode::ProviderInvalidRecipient,
                      ErrorCode::AdapterTrap, ErrorCode::AdapterOutOfFuel, ErrorCode::RecipientInvalidPhone] {
             assert!(!code.info().retryable, "{} should not be retryable", code.code());
+        }
+        for &c in ErrorCode::ALL {
+            if c.info().status >= 500 {
+                assert!(c.info().retryable, "{} is a 5xx, so a retry may succeed", c.code());
+            }
         }
         assert_eq!(ErrorCode::RateLimitExceeded.info().status, 429);
         assert_eq!(ErrorCode::IdempotencyInProgress.info().status, 409);

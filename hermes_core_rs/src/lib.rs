@@ -24,5 +24,9 @@ fn hermes_core_module(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyRes
     // `tests/unit/test_core_stub.py` (mypy.stubtest) keeps the two in step.
     m.add("__version__", VERSION)?;
     m.add_function(wrap_pyfunction!(python::errors::error_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(python::validate::validate_message, m)?)?;
+    m.add_function(wrap_pyfunction!(python::validate::validate_batch, m)?)?;
+    m.add_class::<python::validate::PyValidationResult>()?;
+    m.add_class::<python::router::PyRouter>()?;
     Ok(())
 }

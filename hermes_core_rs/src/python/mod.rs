@@ -1,3 +1,5 @@
 //! PyO3 bindings. Only these files know about Python.
 
 pub(crate) mod errors;
+pub(crate) mod router;
+pub(crate) mod validate;

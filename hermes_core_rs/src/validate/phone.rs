@@ -83,6 +83,22 @@ pub fn parse_phone(input: &str) -> Result<Phone, String> {
     if !trimmed.starts_with('+') {
         return Err("the phone number must start with + and the country code (E.164, e.g. +14155552671)".into());
     }
+    if let Some((code, national)) = fast_split(trimmed) {
+        let main = &ranges::regions_for_code(code)[0];
+        if !main.may_strip_national_prefix(&national) {
+            return classify(code, national);
+        }
+        // A leading national prefix (e.g. Russia's 8) after the country code:
+        // libphonenumber strips it unless the number as written fits the
+        // country's general pattern and the stripped one does not.
+        if let Ok(stripped) = phonenumber::parse(None, trimmed) {
+            let stripped_national = stripped.national().to_string();
+            if main.general_matches(&national) && !main.general_matches(&stripped_national) {
+                return classify(code, national);
+            }
+            return normalise(&stripped);
+        }
+    }
     let number = phonenumber::parse(None, trimmed).map_err(|e| match e {
         ParseError::InvalidCountryCode => "the phone number has no valid country code".to_string(),
         ParseError::TooLong => "the phone number has too many digits".to_string(),
@@ -94,13 +110,42 @@ pub fn parse_phone(input: &str) -> Result<Phone, String> {
     normalise(&number)
 }
 
+/// The common case without the general parser: `+`, digits and the usual
+/// separators; the country code is the first 1-3 digit prefix that is
+/// assigned (libphonenumber's rule). Anything else returns `None` and goes
+/// through `phonenumber::parse`; the oracle tests check both paths agree
+/// with libphonenumber.
+fn fast_split(input: &str) -> Option<(u16, String)> {
+    let mut digits = String::with_capacity(17);
+    for b in input[1..].bytes() {
+        match b {
+            b'0'..=b'9' => digits.push(char::from(b)),
+            b' ' | b'-' | b'.' | b'(' | b')' => {}
+            _ => return None,
+        }
+    }
+    if !(4..=17).contains(&digits.len()) || digits.starts_with('0') {
+        return None;
+    }
+    for len in 1..=3 {
+        let code: u16 = digits[..len].parse().ok()?;
+        if !ranges::regions_for_code(code).is_empty() {
+            let national = &digits[len..];
+            return (national.len() >= 2).then(|| (code, national.to_string()));
+        }
+    }
+    None
+}
+
 fn normalise(number: &PhoneNumber) -> Result<Phone, String> {
     if number.extension().is_some() {
         return Err("the phone number has an extension, which cannot receive messages".into());
     }
-    let code = number.code().value();
     // The national significant number, with Italy's leading zero kept.
-    let national = number.national().to_string();
+    classify(number.code().value(), number.national().to_string())
+}
+
+fn classify(code: u16, national: String) -> Result<Phone, String> {
     let (region, line_type) = ranges::classify(code, &national)
         .ok_or_else(|| format!("+{code} {national} is not in any assigned number range of its country"))?;
     let mut e164 = String::with_capacity(4 + national.len());

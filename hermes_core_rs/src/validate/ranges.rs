@@ -27,6 +27,9 @@ pub(crate) struct Region {
     /// ISO 3166-1 alpha-2, or `None` for non-geographic entities ("001").
     pub(crate) country: Option<[u8; 2]>,
     leading_digits: Option<Regex>,
+    /// What parsing may strip as a national prefix (or carrier code) after
+    /// the country code; `None` when the region has none.
+    national_prefix_for_parsing: Option<Regex>,
     general: Desc,
     /// Checked in libphonenumber's order; fixed line and mobile come last.
     special: Vec<(LineType, Desc)>,
@@ -88,12 +91,28 @@ impl Region {
         Region {
             country,
             leading_digits: meta.leading_digits().map(|r| anchored(r.as_str(), false)),
+            national_prefix_for_parsing: meta
+                .national_prefix_for_parsing()
+                .map(|r| anchored(r.as_str(), false))
+                .or_else(|| meta.national_prefix().map(|p| anchored(&regex::escape(p), false))),
             general: Desc::compile(d.general()),
             special,
             fixed_line: d.fixed_line().map(Desc::compile),
             mobile: d.mobile().map(Desc::compile),
             same_fixed_and_mobile,
         }
+    }
+
+    /// Whether libphonenumber's parser might strip a national prefix or
+    /// carrier code from this national number (then the full parser decides).
+    pub(crate) fn may_strip_national_prefix(&self, national: &str) -> bool {
+        self.national_prefix_for_parsing.as_ref().is_some_and(|r| r.is_match(national))
+    }
+
+    /// Whether the number fits the region's general description (length and
+    /// pattern): libphonenumber's "viable" national number.
+    pub(crate) fn general_matches(&self, national: &str) -> bool {
+        self.general.matches(national)
     }
 
     /// libphonenumber's `getNumberTypeHelper`; `None` is UNKNOWN, i.e. the
