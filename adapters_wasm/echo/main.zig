@@ -42,7 +42,9 @@ pub fn parseResponse(in: h.Value, w: *h.Writer) h.Error!void {
     const status = try h.abi.status(in);
     const body = in.str("body") orelse "";
     if (status >= 200 and status < 300) {
-        h.abi.writeAccepted(w, .{ .provider_message_id = h.abi.trim(body) });
+        const id = h.abi.trim(body);
+        if (id.len == 0) return h.abi.writeRetryable(w, .{ .code = "provider.unavailable", .message = "empty 2xx response" });
+        h.abi.writeAccepted(w, .{ .provider_message_id = id });
     } else if (status == 429) {
         h.abi.writeRetryable(w, .{ .code = "provider.rate_limited", .retry_after_ms = h.abi.retryAfterMs(in) });
     } else if (status >= 500) {

@@ -3,6 +3,7 @@
 const std = @import("std");
 const mem = @import("mem.zig");
 const json = @import("json.zig");
+const scan = @import("scan.zig");
 
 pub fn base64(s: []const u8) []const u8 {
     const enc = std.base64.standard.Encoder;
@@ -46,16 +47,28 @@ fn pct(out: *mem.Bytes, c: u8) void {
 /// Python's `urllib.parse.quote_plus` (what `requests` uses for `data=`):
 /// RFC 3986 unreserved characters kept, space as `+`, all else `%XX`.
 pub fn formEscape(out: *mem.Bytes, s: []const u8) void {
-    for (s) |c| {
-        if (unreserved(c)) out.append(c) else if (c == ' ') out.append('+') else pct(out, c);
+    out.ensureUnused(s.len);
+    var i: usize = 0;
+    while (i < s.len) {
+        const j = scan.unreservedEnd(s, i);
+        out.appendSlice(s[i..j]);
+        if (j == s.len) break;
+        if (s[j] == ' ') out.append('+') else pct(out, s[j]);
+        i = j + 1;
     }
 }
 
 /// RFC 3986 percent encoding as AWS SigV4 specifies it (`%20` for space);
 /// `/` is kept when `keep_slash` (paths).
 pub fn uriEscape(out: *mem.Bytes, s: []const u8, keep_slash: bool) void {
-    for (s) |c| {
-        if (unreserved(c) or (keep_slash and c == '/')) out.append(c) else pct(out, c);
+    out.ensureUnused(s.len);
+    var i: usize = 0;
+    while (i < s.len) {
+        const j = scan.unreservedEnd(s, i);
+        out.appendSlice(s[i..j]);
+        if (j == s.len) break;
+        if (keep_slash and s[j] == '/') out.append('/') else pct(out, s[j]);
+        i = j + 1;
     }
 }
 

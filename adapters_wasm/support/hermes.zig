@@ -9,6 +9,7 @@ pub const crypto = @import("crypto.zig");
 pub const time = @import("time.zig");
 pub const abi = @import("abi.zig");
 pub const url = @import("url.zig");
+pub const scan = @import("scan.zig");
 
 pub const Value = json.Value;
 pub const Writer = json.Writer;

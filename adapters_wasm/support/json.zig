@@ -9,6 +9,7 @@
 
 const mem = @import("mem.zig");
 const utf8 = @import("utf8.zig");
+const scan = @import("scan.zig");
 
 pub const Member = struct { key: []const u8, value: Value };
 
@@ -240,15 +241,13 @@ const Parser = struct {
         p.i += 1; // opening quote
         // Fast path: no escapes means the source bytes are the value.
         const start = p.i;
-        while (p.i < p.src.len) : (p.i += 1) {
-            const c = p.src[p.i];
-            if (c == '"') {
-                p.i += 1;
-                return p.src[start .. p.i - 1];
-            }
-            if (c == '\\') break;
-            if (c < 0x20) return error.Invalid;
+        p.i = scan.jsonStringEnd(p.src, p.i);
+        if (p.i >= p.src.len) return error.Invalid;
+        if (p.src[p.i] == '"') {
+            p.i += 1;
+            return p.src[start .. p.i - 1];
         }
+        if (p.src[p.i] != '\\') return error.Invalid;
         var out = mem.Bytes{};
         out.appendSlice(p.src[start..p.i]);
         while (true) {
@@ -290,7 +289,10 @@ const Parser = struct {
                 },
                 else => {
                     if (c < 0x20) return error.Invalid;
-                    out.append(c);
+                    // Copy the run up to the next quote or escape in one go.
+                    const run_start = p.i - 1;
+                    p.i = scan.jsonStringEnd(p.src, p.i);
+                    out.appendSlice(p.src[run_start..p.i]);
                 },
             }
         }
@@ -452,24 +454,22 @@ pub const Writer = struct {
 const hex_lower = "0123456789abcdef";
 
 fn escapeUnit(out: *mem.Bytes, u: u21) void {
-    out.appendSlice("\\u");
-    out.append(hex_lower[(u >> 12) & 15]);
-    out.append(hex_lower[(u >> 8) & 15]);
-    out.append(hex_lower[(u >> 4) & 15]);
-    out.append(hex_lower[u & 15]);
+    const e = [6]u8{ '\\', 'u', hex_lower[(u >> 12) & 15], hex_lower[(u >> 8) & 15], hex_lower[(u >> 4) & 15], hex_lower[u & 15] };
+    out.appendSlice(&e);
 }
 
 /// A JSON string literal, ASCII only: control characters, DEL and every
 /// non-ASCII code point escaped (astral ones as surrogate pairs).
 pub fn writeString(out: *mem.Bytes, s: []const u8) void {
+    // Most strings need no escaping; reserve for that case up front.
+    out.ensureUnused(s.len + 2);
     out.append('"');
     var i: usize = 0;
     while (i < s.len) {
         const c = s[i];
         if (c >= 0x20 and c < 0x7f) {
             // Copy the run of plain characters in one go.
-            var j = i;
-            while (j < s.len and s[j] >= 0x20 and s[j] < 0x7f and s[j] != '"' and s[j] != '\\') j += 1;
+            const j = scan.jsonPlainEnd(s, i);
             if (j > i) {
                 out.appendSlice(s[i..j]);
                 i = j;

@@ -65,21 +65,25 @@ pub fn List(comptime T: type) type {
         buf: []T = &[_]T{},
         len: usize = 0,
 
-        pub fn append(self: *Self, item: T) void {
-            if (self.len == self.buf.len) {
-                const cap = if (self.buf.len < 8) 8 else self.buf.len * 2;
-                self.buf = regrow(T, self.buf, self.len, cap);
-            }
+        pub inline fn append(self: *Self, item: T) void {
+            if (self.len == self.buf.len) self.growFor(1);
             self.buf[self.len] = item;
             self.len += 1;
         }
 
-        pub fn appendSlice(self: *Self, xs: []const T) void {
-            if (self.len + xs.len > self.buf.len) {
-                var cap = if (self.buf.len < 16) 16 else self.buf.len * 2;
-                while (cap < self.len + xs.len) cap *= 2;
-                self.buf = regrow(T, self.buf, self.len, cap);
-            }
+        /// Make room for `n` more items (amortised doubling).
+        pub fn ensureUnused(self: *Self, n: usize) void {
+            if (self.len + n > self.buf.len) self.growFor(n);
+        }
+
+        fn growFor(self: *Self, n: usize) void {
+            var cap = if (self.buf.len < 16) 16 else self.buf.len * 2;
+            while (cap < self.len + n) cap *= 2;
+            self.buf = regrow(T, self.buf, self.len, cap);
+        }
+
+        pub inline fn appendSlice(self: *Self, xs: []const T) void {
+            if (self.len + xs.len > self.buf.len) self.growFor(xs.len);
             @memcpy(self.buf[self.len .. self.len + xs.len], xs);
             self.len += xs.len;
         }

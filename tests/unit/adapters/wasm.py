@@ -61,7 +61,8 @@ class Adapter:
             packed = exports[fn](store)
         else:
             ptr = exports["hermes_alloc"](store, len(payload))
-            memory.write(store, payload, ptr)
+            if payload:
+                memory.write(store, payload, ptr)
             packed = exports[fn](store, ptr, len(payload))
         packed &= (1 << 64) - 1
         ptr, length = packed >> 32, packed & 0xFFFFFFFF
