@@ -195,7 +195,7 @@ class _Connection(asyncio.Protocol):
         self._inflight.append((task, keep_alive))
 
     def _task_done(self, task: asyncio.Future[Response]) -> None:
-        self._tasks.discard(task)  # type: ignore[arg-type]
+        self._tasks.discard(task)
         self._flush()
 
     def _flush(self) -> None:
