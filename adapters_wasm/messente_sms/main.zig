@@ -2,10 +2,9 @@
 //!
 //! Request: HTTP Basic auth with the API username and password, a JSON body
 //! serialised as the official SDK does (member order, `", "` separators).
-//! Callbacks: Messente posts delivery reports to `dlr_url` without signing
-//! them. When the account has a `callback_secret`, the adapter puts it in the
-//! `dlr_url` as userinfo (`https://hermes:<secret>@host/...`), so the report
-//! arrives with `Authorization: Basic ...`, which the adapter checks.
+//! Callbacks: delivery reports POSTed as JSON to `dlr_url`, signed with
+//! `X-Messente-Signature`: HMAC-SHA256 of the raw body keyed with the API
+//! password (Messente's "Validating Omnichannel API callbacks"), hex.
 
 const h = @import("hermes");
 const abi = h.abi;
@@ -17,23 +16,11 @@ pub const manifest = h.Manifest{
     .version = "1.0.0",
     .channels = &.{"sms"},
     .allowed_hosts = &.{"api.messente.com"},
-    .credentials = &.{ "username", "password", "callback_secret" },
-    .callback_auth = "basic",
+    .credentials = &.{ "username", "password" },
+    .callback_auth = "messente_signature",
 };
 
 const default_base = "https://api.messente.com/v1";
-const callback_user = "hermes";
-
-/// `callback_url` with `hermes:<secret>@` inserted before the host.
-fn withUserinfo(url: []const u8, secret: []const u8) h.Error![]const u8 {
-    const u = h.url.parse(url) orelse return abi.badInput("config.callback_url", "is not an absolute URL");
-    const at = @intFromPtr(u.authority.ptr) - @intFromPtr(url.ptr);
-    for (u.authority) |c| {
-        if (c == '@') return abi.badInput("config.callback_url", "must not contain credentials");
-    }
-    return h.concat(&.{ url[0..at], callback_user, ":", enc.uriEscaped(secret, false), "@", url[at..] });
-}
-
 pub fn buildRequest(in: h.Value, w: *h.Writer) h.Error!void {
     const msg = try abi.section(in, "message");
     const creds = try abi.section(in, "credentials");
@@ -55,10 +42,7 @@ pub fn buildRequest(in: h.Value, w: *h.Writer) h.Error!void {
     b.fieldString("channel", "sms");
     b.endObject();
     b.endArray();
-    if (config.text("callback_url")) |cb| {
-        const dlr = if (creds.text("callback_secret")) |secret| try withUserinfo(cb, secret) else cb;
-        b.fieldString("dlr_url", dlr);
-    }
+    if (config.text("callback_url")) |cb| b.fieldString("dlr_url", cb);
     b.endObject();
 
     const url = h.concat(&.{ abi.baseUrl(config, default_base), "/omnimessage" });
@@ -119,10 +103,17 @@ fn mapStatus(s: []const u8) ?[]const u8 {
 
 fn verified(in: h.Value) bool {
     const creds = in.obj("credentials") orelse return false;
-    const secret = creds.text("callback_secret") orelse return false;
-    const given = abi.header(in, "authorization") orelse return false;
-    const want = h.concat(&.{ "Basic ", enc.base64(h.concat(&.{ callback_user, ":", secret })) });
-    return enc.timingSafeEql(abi.trim(given), want);
+    const password = creds.text("password") orelse return false;
+    const given = abi.trim(abi.header(in, "x-messente-signature") orelse return false);
+    const mac = h.crypto.hmacSha256(password, in.str("body") orelse "");
+    // Hex (either case); base64 of the same MAC is accepted too.
+    const want = enc.hex(mac);
+    if (given.len == want.len) {
+        var d: u8 = 0;
+        for (given, want) |x, y| d |= enc.lower(x) ^ y;
+        return d == 0;
+    }
+    return enc.timingSafeEql(given, enc.base64(mac));
 }
 
 pub fn parseCallback(in: h.Value, w: *h.Writer) h.Error!void {

@@ -25,7 +25,14 @@ from tests.unit.adapters.wasm import (
 NAMES = [n for n in load_build_script().adapters(ADAPTERS_SRC) if n != "echo"]
 ALL = [*NAMES, "echo"]
 FUNCTIONS = ["hermes_build_request", "hermes_parse_response", "hermes_parse_callback"]
-CALLBACK_AUTH = {"twilio_signature", "hub_signature_256", "sns", "basic", "none"}
+CALLBACK_AUTH = {
+    "twilio_signature",
+    "hub_signature_256",
+    "messente_signature",
+    "sns",
+    "basic",
+    "none",
+}
 RECEIPT_STATUSES = {
     "delivered",
     "failed",

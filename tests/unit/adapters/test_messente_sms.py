@@ -4,9 +4,10 @@ it sends (captured at the HTTP pool), error mapping and delivery reports."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import urllib3
@@ -19,11 +20,10 @@ from messente_api import (
     OmnimessageMessagesInner,
 )
 
-from tests.unit.adapters.wasm import AdapterError, adapter, header
+from tests.unit.adapters.wasm import adapter, header
 
 USER = "hermes-api-user"
 PASSWORD = "s3cr3t:with:colons"
-SECRET = "cb/secret+1"
 CALLBACK = "https://hermes.example.com/v1/callbacks/acc_1/messente_sms"
 MESSAGE_ID = "fa1b0d2a-3c4e-4f5a-8b6c-7d8e9f0a1b2c"
 
@@ -97,17 +97,6 @@ def test_request_without_sender_or_callback_matches_the_sdk() -> None:
     ours = build({"to": "+447700900123", "body": "Grüße 😀"})
     sdk = sdk_request(Omnimessage(to="+447700900123", messages=[sms("Grüße 😀")]))
     assert_same(ours, sdk)
-
-
-def test_callback_secret_goes_into_the_dlr_url_as_basic_auth() -> None:
-    creds = {"username": USER, "password": PASSWORD, "callback_secret": SECRET}
-    ours = build({"to": "+37251000000", "body": "x"}, creds, callback_url=CALLBACK)
-    dlr = json.loads(ours["body"])["dlr_url"]
-    assert dlr == CALLBACK.replace("https://", f"https://hermes:{quote(SECRET, safe='')}@")
-    parsed = urllib3.util.parse_url(dlr)
-    assert parsed.auth == f"hermes:{quote(SECRET, safe='')}"
-    with pytest.raises(AdapterError):
-        build({"to": "+1", "body": "x"}, creds, callback_url="https://u:p@evil.example/cb")
 
 
 def test_sent_omnimessage_is_accepted() -> None:
@@ -190,21 +179,24 @@ def report(status: str, err: int | None = 0, **extra: Any) -> dict[str, Any]:
     }
 
 
+def sign(raw: str, key: str = PASSWORD) -> str:
+    """X-Messente-Signature as Messente documents it: HMAC_SHA256(password, body)."""
+    return hmac.new(key.encode(), raw.encode(), hashlib.sha256).hexdigest()
+
+
 def callback(
-    body: dict[str, Any], authorization: str | None = None, secret: str | None = SECRET
+    body: dict[str, Any] | str, signature: str | None = None, password: str = PASSWORD
 ) -> dict[str, Any]:
-    if authorization is None:
-        authorization = "Basic " + base64.b64encode(f"hermes:{SECRET}".encode()).decode()
-    creds = {"username": USER, "password": PASSWORD}
-    if secret:
-        creds["callback_secret"] = secret
+    raw = body if isinstance(body, str) else json.dumps(body)
+    headers = [["Content-Type", "application/json"]]
+    headers.append(["X-Messente-Signature", sign(raw) if signature is None else signature])
     return adapter("messente_sms").parse_callback(
         {
             "method": "POST",
             "url": CALLBACK,
-            "body": json.dumps(body),
-            "credentials": creds,
-            "headers": [["Content-Type", "application/json"], ["Authorization", authorization]],
+            "body": raw,
+            "headers": headers,
+            "credentials": {"username": USER, "password": password},
         }
     )
 
@@ -233,16 +225,23 @@ def test_unknown_status_yields_no_receipt() -> None:
     assert callback(report("UNKNOWN", None)) == {"verified": True, "receipts": []}
 
 
-@pytest.mark.parametrize(
-    ("authorization", "secret"),
-    [
-        ("Basic " + base64.b64encode(b"hermes:wrong").decode(), SECRET),
-        ("", SECRET),
-        ("Bearer " + SECRET, SECRET),
-        ("Basic " + base64.b64encode(f"hermes:{SECRET}".encode()).decode(), None),
-    ],
-)
-def test_reports_without_the_callback_secret_are_not_verified(
-    authorization: str, secret: str | None
-) -> None:
-    assert callback(report("DELIVRD"), authorization, secret) == {"verified": False, "receipts": []}
+def test_signature_covers_the_raw_bytes() -> None:
+    raw = json.dumps(report("DELIVRD"), ensure_ascii=False, indent=2) + "\n"
+    assert callback(raw)["verified"] is True
+    assert callback(raw, sign(raw).upper())["verified"] is True
+    mac = hmac.new(PASSWORD.encode(), raw.encode(), hashlib.sha256).digest()
+    assert callback(raw, base64.b64encode(mac).decode())["verified"] is True
+
+
+@pytest.mark.parametrize("tamper", ["body", "key", "missing", "truncated"])
+def test_tampered_reports_are_not_verified(tamper: str) -> None:
+    raw = json.dumps(report("DELIVRD"))
+    signature = {
+        "body": sign(raw),
+        "key": sign(raw, "other-password"),
+        "missing": "",
+        "truncated": sign(raw)[:-2],
+    }[tamper]
+    if tamper == "body":
+        raw = raw.replace("DELIVRD", "UNDELIV")
+    assert callback(raw, signature) == {"verified": False, "receipts": []}

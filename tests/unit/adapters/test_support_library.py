@@ -4,8 +4,9 @@ form encoding identical to `urlencode`, and ISO timestamps read exactly."""
 
 from __future__ import annotations
 
-import base64
 import datetime
+import hashlib
+import hmac
 import json
 from urllib.parse import urlencode
 
@@ -87,14 +88,15 @@ def test_iso_timestamps_are_read_to_the_millisecond(
     zone = datetime.timezone(datetime.timedelta(minutes=offset_minutes))
     aware = moment.replace(microsecond=moment.microsecond // 1000 * 1000, tzinfo=zone)
     stamp = aware.isoformat(timespec="milliseconds")
-    report = {"status": "DELIVRD", "message_id": "m1", "err": 0, "timestamp": stamp}
+    report = json.dumps({"status": "DELIVRD", "message_id": "m1", "err": 0, "timestamp": stamp})
+    signature = hmac.new(b"pw", report.encode(), hashlib.sha256).hexdigest()
     out = adapter("messente_sms").parse_callback(
         {
             "method": "POST",
             "url": "https://h/cb",
-            "body": json.dumps(report),
-            "headers": [["Authorization", "Basic " + base64.b64encode(b"hermes:s").decode()]],
-            "credentials": {"callback_secret": "s"},
+            "body": report,
+            "headers": [["X-Messente-Signature", signature]],
+            "credentials": {"password": "pw"},
         }
     )
     epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
