@@ -476,6 +476,20 @@ def test_certificates_from_anywhere_but_sns_are_refused(
     assert callback(env) == {"verified": False, "receipts": []}
 
 
+def test_a_sandbox_certificate_prefix_replaces_the_sns_host_check(
+    signer: tuple[rsa.RSAPrivateKey, x509.Certificate],
+) -> None:
+    sandbox_cert = "http://127.0.0.1:8025/sns/SimpleNotificationService-sandbox.pem"
+    env = sns_envelope(signer[0], EVENTS["delivery"][0], SigningCertURL=sandbox_cert)
+    assert callback(env)["verified"] is False
+    assert "verify" not in callback(env)
+    out = callback(env, sns_cert_url_prefix="http://127.0.0.1:8025/")
+    assert out["verify"]["cert_url"] == sandbox_cert
+    assert host_check(out["verify"], signer[1])
+    # The prefix is a prefix of the whole URL, not a host suffix match.
+    assert "verify" not in callback(env, sns_cert_url_prefix="http://127.0.0.1:8026/")
+
+
 def test_a_pinned_topic_refuses_other_topics(
     signer: tuple[rsa.RSAPrivateKey, x509.Certificate],
 ) -> None:
