@@ -10,6 +10,7 @@ a `Response` directly, or an awaitable of one when it must wait (a held
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl
 import httptools
 import msgspec
 
+_log = logging.getLogger(__name__)
 _json_encode = msgspec.json.Encoder().encode
 _STATUS_LINES = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus
@@ -182,6 +184,7 @@ class _Connection(asyncio.Protocol):
         try:
             result = handler(request)
         except Exception:
+            _log.exception("sandbox handler failed: %s %s", method, path)
             result = json_response(500, {"error": "sandbox_internal_error"})
         if isinstance(result, Response):
             if not self._inflight:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from hermes.sandbox import Sandbox
 from hermes.sandbox.credentials import SES
@@ -182,3 +183,26 @@ async def test_invalid_number_under_libphonenumber_is_rejected(http: httpx.Async
     # +44 7700 900xxx is the UK drama range: not a valid number, so not a magic one.
     answer = await twilio_send(http, "+447700900001")
     assert (answer.status_code, answer.json()["code"]) == (400, 21211)
+
+
+@pytest.mark.parametrize(("address", "status", "error_type"), [
+    ("error500@example.com", 500, "InternalFailure"),
+    ("throttle+otp@example.com", 429, "TooManyRequestsException"),
+])
+async def test_email_failure_local_parts(sandbox: Sandbox, address: str, status: int,
+                                         error_type: str) -> None:
+    with pytest.raises(ClientError) as caught:
+        await asyncio.to_thread(_send, _client(sandbox), address)
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert caught.value.response["Error"]["Code"] == error_type
+
+
+async def test_email_and_push_timeouts_hold_the_request(
+    sandbox: Sandbox, http: httpx.AsyncClient,
+) -> None:
+    sandbox.state.config.timeout_hold = 1.0
+    with pytest.raises(ReadTimeoutError):
+        await asyncio.to_thread(_send, _client(sandbox, read_timeout=0.3), "timeout@example.com")
+    with pytest.raises(httpx.ReadTimeout):
+        await http.post(FCM_SEND, headers=await _bearer(http),
+                        json={"message": {"token": "timeout-abc12345"}}, timeout=0.3)

@@ -19,11 +19,12 @@ from .conftest import CallbackReceiver
 from .sns_verify import verify_sns
 
 
-def _client(sandbox: Sandbox, secret: str = SES.secret_access_key) -> Any:
+def _client(sandbox: Sandbox, secret: str = SES.secret_access_key,
+            read_timeout: float = 60) -> Any:
     return botocore.session.get_session().create_client(
         "sesv2", region_name=SES.region, endpoint_url=sandbox.url,
         aws_access_key_id=SES.access_key_id, aws_secret_access_key=secret,
-        config=Config(retries={"total_max_attempts": 1}),
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=read_timeout),
     )
 
 
