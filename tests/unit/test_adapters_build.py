@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -158,3 +160,24 @@ def test_build_failure_exits_non_zero_with_the_compiler_output(tmp_path: Path) -
         build_script.build(root, tmp_path / "out", log=lambda _l: None)
     assert "echo" in str(exc.value)
     assert "main.zig" in exc.value.output
+
+
+def test_command_line_reports_up_to_date_and_fails_loudly(tmp_path: Path) -> None:
+    root = _copy_tree(tmp_path)
+    shutil.copy(ADAPTERS_SRC / "build.py", root / "build.py")
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(root / "build.py"), "--out", str(out)]
+    first = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "echo: built" in first.stdout
+    again = subprocess.run([*cmd, "echo"], capture_output=True, text=True, check=False)
+    assert (again.returncode, again.stdout.strip()) == (0, "echo: up to date")
+
+    main = root / "echo" / "main.zig"
+    main.write_text(main.read_text().replace("pub fn parseCallback", "pub fn parseCallbak"))
+    failed = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert failed.returncode == 1
+    assert "echo: build failed" in failed.stderr
+    assert "parseCallback" in failed.stderr  # the compiler's own message comes through
+    unknown = subprocess.run([*cmd, "nope"], capture_output=True, text=True, check=False)
+    assert unknown.returncode != 0 and "no such adapter: nope" in unknown.stderr
