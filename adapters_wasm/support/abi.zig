@@ -97,7 +97,7 @@ fn run(comptime handler: Handler, ptr: i32, len: i32) i64 {
     const base: [*]const u8 = @ptrFromInt(@as(usize, @as(u32, @bitCast(ptr))));
     const src = base[0..@as(usize, @intCast(len))];
     const in = json.parse(src) catch
-        return errorOutput(.{ .code = "adapter.bad_input", .message = "input is not valid JSON" });
+        return errorOutput(.{ .code = "adapter.bad_input", .message = "input is not valid JSON (or is nested more than 64 levels deep)" });
     if (in != .object) return errorOutput(.{ .code = "adapter.bad_input", .message = "input must be a JSON object" });
     var w = Writer{};
     w.beginObject();

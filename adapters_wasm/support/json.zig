@@ -327,10 +327,14 @@ const Parser = struct {
 };
 
 /// Streaming JSON writer with automatic commas.
+/// Writers nest deeper than any parsed input (which is capped at
+/// `max_depth`) by the few levels of the envelope around it.
+const max_write_depth = 2 * max_depth;
+
 pub const Writer = struct {
     out: mem.Bytes = .{},
     /// Per nesting level: has a value been written at this level yet.
-    has_item: [max_depth + 1]bool = @splat(false),
+    has_item: [max_write_depth + 1]bool = @splat(false),
     depth: usize = 0,
     after_key: bool = false,
     /// `", "` and `": "` separators, as Python's `json.dumps` default
@@ -346,11 +350,16 @@ pub const Writer = struct {
         w.has_item[w.depth] = true;
     }
 
+    fn push(w: *Writer) void {
+        if (w.depth == max_write_depth) @trap(); // a bug in the adapter, not bad input
+        w.depth += 1;
+        w.has_item[w.depth] = false;
+    }
+
     pub fn beginObject(w: *Writer) void {
         w.sep();
         w.out.append('{');
-        w.depth += 1;
-        w.has_item[w.depth] = false;
+        w.push();
     }
 
     pub fn endObject(w: *Writer) void {
@@ -361,8 +370,7 @@ pub const Writer = struct {
     pub fn beginArray(w: *Writer) void {
         w.sep();
         w.out.append('[');
-        w.depth += 1;
-        w.has_item[w.depth] = false;
+        w.push();
     }
 
     pub fn endArray(w: *Writer) void {

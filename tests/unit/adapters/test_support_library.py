@@ -101,3 +101,14 @@ def test_iso_timestamps_are_read_to_the_millisecond(
     )
     epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
     assert out["receipts"][0]["timestamp"] == (aware - epoch) // datetime.timedelta(milliseconds=1)
+
+
+def test_the_deepest_accepted_input_is_written_back_intact() -> None:
+    echo = adapter("echo")
+    for depth, accepted in ((62, True), (63, False), (50_000, False)):
+        raw = '{"message": {"x": ' + "[" * depth + "1" + "]" * depth + '}, "config": {}}'
+        out = json.loads(echo.raw("hermes_build_request", raw.encode()))
+        if accepted:
+            assert out["ok"]["echo"] == json.loads(raw)
+        else:
+            assert out["error"]["code"] == "adapter.bad_input"
