@@ -9,8 +9,11 @@ from typing import Literal, NotRequired, TypedDict, final
 __version__: str
 # Mirrors the export list of the `#[pymodule]` in hermes_core_rs/src/lib.rs.
 __all__ = [
+    "Cascade",
+    "CascadeEngine",
     "Router",
     "ValidationResult",
+    "Wheel",
     "__version__",
     "error_codes",
     "validate_batch",
@@ -204,3 +207,238 @@ class Router:
     def health(self, account_id: str, now_ms: int) -> _HealthDict:
         """An account's breaker state as of `now_ms`, EWMAs and counters."""
     def __len__(self) -> int: ...
+
+# --- Timer wheel and cascade engine (hermes_core_rs/src/wheel, src/cascade;
+# bindings in src/python/wheel.rs and src/python/cascade.rs) ---
+#
+# Message ids cross as 16-byte big-endian bytes (`uuid.UUID.bytes`; outputs are
+# always bytes, so `uuid.UUID(bytes=b)` round-trips); single-id arguments also
+# take an int (`uuid.UUID.int`). Batches take ids packed into one bytes object
+# of 16 * n bytes. Times are integer milliseconds (any epoch, >= 0).
+
+@final
+class Wheel:
+    """Timers by message id: hierarchical, 1 ms resolution, any deadline held.
+
+    `advance` returns expired timers sorted by `max(deadline, t0)` (`t0` the
+    wheel's time before the call): timers already due when set come first,
+    then the rest in deadline order; ties in unspecified order.
+    """
+
+    def __new__(cls, now_ms: int) -> Wheel: ...
+    @property
+    def now(self) -> int:
+        """The wheel's time: the last `now_ms` advanced to."""
+    def __len__(self) -> int: ...
+    def insert(self, id: bytes | int, deadline_ms: int) -> None:
+        """Set `id`'s timer, replacing any pending one; a past deadline fires on the next advance."""
+    def insert_many(self, ids: bytes, deadlines: Sequence[int]) -> None:
+        """Set many timers: `ids` packed (16 bytes each), one deadline per id."""
+    def cancel(self, id: bytes | int) -> bool:
+        """Cancel `id`'s timer; False if none was pending."""
+    def cancel_many(self, ids: bytes) -> int:
+        """Cancel many timers (`ids` packed); how many were pending."""
+    def reschedule(self, id: bytes | int, deadline_ms: int) -> bool:
+        """Move `id`'s pending timer; False (and nothing set) if none was pending."""
+    def deadline(self, id: bytes | int) -> int | None:
+        """The pending deadline of `id`, or None."""
+    def next_deadline(self) -> int | None:
+        """When `advance` next has work: exact within 64 ms, else a lower bound; None if empty."""
+    def advance(self, now_ms: int) -> list[tuple[bytes, int]]:
+        """Move time to `now_ms`; the expired timers as `(id, deadline)`."""
+    def advance_packed(self, now_ms: int) -> tuple[bytes, list[int]]:
+        """Move time to `now_ms`; the expired timers as `(packed ids, deadlines)`."""
+
+class _StepPlanDict(TypedDict):
+    channel: Literal["sms", "email", "push", "whatsapp"]
+    timeout_ms: int
+    success: NotRequired[Literal["accepted", "delivered", "read"] | None]
+    """Default per channel: push `accepted`, others `delivered`."""
+    provider: NotRequired[str | None]
+    """Preferred provider account (a Router account id) for the first attempt."""
+    max_attempts: NotRequired[int | None]
+    """Attempts in the step, first try plus failovers (default 3)."""
+
+class _PlanDict(TypedDict):
+    steps: list[_StepPlanDict]
+    send_at: NotRequired[int | None]
+    expires_at: NotRequired[int | None]
+
+class _StartEvent(TypedDict):
+    id: NotRequired[bytes | int]
+    type: Literal["start"]
+    plan: _PlanDict
+
+class _AcceptedEvent(TypedDict):
+    id: NotRequired[bytes | int]
+    type: Literal["accepted"]
+    step: int
+    attempt: int
+    account: NotRequired[str | None]
+
+class _FailedAttemptEvent(TypedDict):
+    """`rejected` (the provider refused the message) or `provider_error` (5xx,
+    timeout, no account left to route to). Retryable ones fail over to another
+    account within the step; others end the step."""
+
+    id: NotRequired[bytes | int]
+    type: Literal["rejected", "provider_error"]
+    step: int
+    attempt: int
+    retryable: bool
+    account: NotRequired[str | None]
+
+class _ReceiptEvent(TypedDict):
+    id: NotRequired[bytes | int]
+    type: Literal["receipt"]
+    step: int
+    attempt: int
+    status: Literal["sent", "delivered", "read", "undelivered", "failed", "bounced"]
+
+class _TimerFiredEvent(TypedDict):
+    id: NotRequired[bytes | int]
+    type: Literal["timer_fired"]
+    deadline: int
+
+class _BareEvent(TypedDict):
+    """`cancel`, or `expire` (honoured once `expires_at` has passed)."""
+
+    id: NotRequired[bytes | int]
+    type: Literal["cancel", "expire"]
+
+_CascadeEvent = (
+    _StartEvent | _AcceptedEvent | _FailedAttemptEvent | _ReceiptEvent | _TimerFiredEvent | _BareEvent
+)
+
+class _DispatchAction(TypedDict):
+    """Send attempt `attempt` of `step`: with `provider`, or (None) an account the
+    router picks outside `exclude`."""
+
+    id: NotRequired[bytes]
+    type: Literal["dispatch"]
+    step: int
+    attempt: int
+    channel: Literal["sms", "email", "push", "whatsapp"]
+    provider: str | None
+    exclude: list[str]
+
+class _SetTimerAction(TypedDict):
+    """Set the message's one timer (replacing any); persist it as its deadline."""
+
+    id: NotRequired[bytes]
+    type: Literal["set_timer"]
+    deadline: int
+
+class _BareAction(TypedDict):
+    """`cancel_timer`; or `unknown` (engine only: no cascade held for the id;
+    restore it from its stored state and apply the event again)."""
+
+    id: NotRequired[bytes]
+    type: Literal["cancel_timer", "unknown"]
+
+class _FinishAction(TypedDict):
+    id: NotRequired[bytes]
+    type: Literal["finish"]
+    outcome: Literal["delivered", "read", "accepted", "failed", "expired", "cancelled"]
+
+class _NotifyAction(TypedDict):
+    """A status change for tenant webhooks; `finished` carries the outcome."""
+
+    id: NotRequired[bytes]
+    type: Literal["notify"]
+    notice: Literal[
+        "scheduled", "sent", "delivered", "fallback", "late_delivered", "late_read", "read", "finished"
+    ]
+    step: int | None
+    outcome: str | None
+
+class _TimelineAction(TypedDict):
+    """A timeline entry, stamped by the host with the call's `now_ms`."""
+
+    id: NotRequired[bytes]
+    type: Literal["timeline"]
+    kind: Literal[
+        "scheduled",
+        "step_started",
+        "dispatched",
+        "accepted",
+        "rejected",
+        "provider_error",
+        "failover",
+        "receipt",
+        "step_failed",
+        "step_timed_out",
+        "fallback",
+        "late_receipt",
+        "finished",
+    ]
+    step: int | None
+    attempt: int | None
+    detail: str | None
+
+_CascadeAction = (
+    _DispatchAction
+    | _SetTimerAction
+    | _BareAction
+    | _FinishAction
+    | _NotifyAction
+    | _TimelineAction
+)
+
+@final
+class CascadeEngine:
+    """Every live cascade of a worker, with their timers in one wheel.
+
+    `apply` and `tick` run whole batches in Rust without the GIL; expiring
+    timers drive transitions there, with no Python call per timer. Timer
+    actions are applied to the wheel and also returned, so the host can
+    persist each message's deadline. Finished cascades are dropped.
+    """
+
+    def __new__(cls, now_ms: int) -> CascadeEngine: ...
+    def __len__(self) -> int: ...
+    @property
+    def timers(self) -> int:
+        """Pending timers (one per live cascade)."""
+    def next_deadline(self) -> int | None:
+        """When `tick` next has work (see `Wheel.next_deadline`), or None."""
+    def apply(self, events: list[_CascadeEvent], now_ms: int) -> list[_CascadeAction]:
+        """Apply events (each with its `id`) in order; the actions, each with its `id`."""
+    def tick(self, now_ms: int) -> list[_CascadeAction]:
+        """Fire every timer due at `now_ms`; the actions that follow."""
+    def dump(self) -> bytes:
+        """All held cascades and the engine's time, as versioned bytes."""
+    @staticmethod
+    def load(data: bytes) -> CascadeEngine:
+        """An engine rebuilt from `dump()`; ValueError for damaged or unknown bytes."""
+    def restore(self, items: list[tuple[bytes | int, bytes]]) -> None:
+        """Add cascades from `(id, Cascade.to_bytes())` pairs; due timers fire on the next tick."""
+    def export(self, ids: list[bytes | int]) -> list[bytes | None]:
+        """The persisted state of each id (None where none is held)."""
+
+@final
+class Cascade:
+    """One message's cascade machine, standalone: `(state, event, now) -> actions`."""
+
+    def __new__(cls) -> Cascade: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> Cascade:
+        """A cascade from its persisted state; ValueError if damaged."""
+    def to_bytes(self) -> bytes:
+        """The persisted state (versioned binary)."""
+    def handle(self, event: _CascadeEvent, now_ms: int) -> list[_CascadeAction]:
+        """Apply one event (its `id` is ignored); the actions, without ids."""
+    @property
+    def phase(self) -> Literal["created", "scheduled", "active", "finished"]: ...
+    @property
+    def outcome(self) -> str | None:
+        """The outcome once finished, else None."""
+    @property
+    def step(self) -> int:
+        """The running step; once finished with a success, the step that succeeded."""
+    @property
+    def timer(self) -> int | None:
+        """The pending timer's deadline, or None."""
+    @property
+    def step_statuses(self) -> list[str]:
+        """Each step's status: pending, in_flight, accepted, delivered, read, failed, timed_out."""

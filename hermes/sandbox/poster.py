@@ -121,7 +121,8 @@ class HttpPoster:
                         request: bytes) -> int:
         assert connection.transport is not None
         loop = asyncio.get_running_loop()
-        waiter = connection.waiter = loop.create_future()
+        waiter: asyncio.Future[int] = loop.create_future()
+        connection.waiter = waiter
         connection.transport.write(request)
         # A plain timer, not asyncio.wait_for: it costs a task per call on 3.11.
         timer = loop.call_later(self._timeout, _expire, waiter)

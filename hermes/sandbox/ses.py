@@ -107,6 +107,10 @@ def _check(ctx: Context, payload: Any) -> tuple[Response | None, list[str]]:
         body = simple.get("Body") or {}
         if not (body.get("Text") or body.get("Html")):
             return error(400, "BadRequestException", "Body is required."), []
+    elif not any(content["Template"].get(k) for k in
+                 ("TemplateName", "TemplateArn", "TemplateContent")):
+        return error(400, "BadRequestException",
+                     "Template content requires TemplateName, TemplateArn or TemplateContent."), []
     if not sender:
         return error(400, "BadRequestException", "Missing required parameter: FromEmailAddress"), []
     if not recipients:

@@ -28,5 +28,8 @@ fn hermes_core_module(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyRes
     m.add_function(wrap_pyfunction!(python::validate::validate_batch, m)?)?;
     m.add_class::<python::validate::PyValidationResult>()?;
     m.add_class::<python::router::PyRouter>()?;
+    m.add_class::<python::wheel::PyWheel>()?;
+    m.add_class::<python::cascade::PyEngine>()?;
+    m.add_class::<python::cascade::PyCascade>()?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The persisted form of cascades: a compact hand-written binary format.
 //!
-//! Integers are LEB128 varints, options a flag byte then the value, enums
+//! Integers are LEB128 varints, strings a varint length then UTF-8, options
+//! a flag byte then the value, enums
 //! their stable byte codes (see `types`). A single cascade is `b"HCS"`, a
 //! version byte, then the body; an engine dump is `b"HCE"`, a version byte,
 //! the engine's time (u64 LE), a count, then `(id: 16 bytes LE, body)` pairs.
@@ -46,6 +47,21 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            out.push(1);
+            put_str(out, s);
+        }
+        None => out.push(0),
+    }
 }
 
 fn put_opt(out: &mut Vec<u8>, v: Option<u64>) {
@@ -97,6 +113,20 @@ impl<'a> Reader<'a> {
         T::try_from(self.varint()?).map_err(|_| DecodeError::Invalid(what))
     }
 
+    fn string(&mut self) -> Result<String, DecodeError> {
+        let len: usize = self.small("string length")?;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::Invalid("string is not UTF-8"))
+    }
+
+    fn opt_string(&mut self) -> Result<Option<String>, DecodeError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.string()?)),
+            _ => Err(DecodeError::Invalid("option flag")),
+        }
+    }
+
     fn opt(&mut self) -> Result<Option<u64>, DecodeError> {
         match self.u8()? {
             0 => Ok(None),
@@ -144,15 +174,15 @@ pub(crate) fn encode_body(c: &Cascade, out: &mut Vec<u8>) {
     put_opt(out, c.plan.send_at);
     put_opt(out, c.plan.expires_at);
     put_varint(out, c.tried.len() as u64);
-    for &a in &c.tried {
-        put_varint(out, a);
+    for a in &c.tried {
+        put_str(out, a);
     }
     put_varint(out, c.plan.steps.len() as u64);
     for (s, r) in c.plan.steps.iter().zip(&c.records) {
         out.push(s.channel as u8);
         out.push(s.success as u8);
         put_varint(out, s.timeout_ms);
-        put_opt(out, s.provider);
+        put_opt_str(out, s.provider.as_deref());
         out.push(s.max_attempts);
         out.push(r.status as u8);
         put_varint(out, u64::from(r.first_attempt));
@@ -181,7 +211,7 @@ pub(crate) fn decode_body(r: &mut Reader<'_>) -> Result<Cascade, DecodeError> {
     if n_tried > 255 {
         return Err(DecodeError::Invalid("tried count"));
     }
-    let tried = (0..n_tried).map(|_| r.varint()).collect::<Result<Vec<_>, _>>()?;
+    let tried = (0..n_tried).map(|_| r.string()).collect::<Result<Vec<_>, _>>()?;
     let n: usize = r.small("step count")?;
     if n > 255 {
         return Err(DecodeError::Invalid("step count"));
@@ -192,7 +222,7 @@ pub(crate) fn decode_body(r: &mut Reader<'_>) -> Result<Cascade, DecodeError> {
         let channel = Channel::from_code(r.u8()?).ok_or(DecodeError::Invalid("channel"))?;
         let success = Success::from_code(r.u8()?).ok_or(DecodeError::Invalid("success"))?;
         let timeout_ms = r.varint()?;
-        let provider = r.opt()?;
+        let provider = r.opt_string()?;
         let max_attempts = r.u8()?;
         steps.push(Step { channel, timeout_ms, success, provider, max_attempts });
         let status = StepStatus::from_code(r.u8()?).ok_or(DecodeError::Invalid("step status"))?;

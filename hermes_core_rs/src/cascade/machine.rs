@@ -318,7 +318,7 @@ impl Cascade {
         self.records[step as usize].first_attempt = self.attempt + 1;
         let spec = &self.plan.steps[step as usize];
         self.step_deadline = now.saturating_add(spec.timeout_ms);
-        let provider = spec.provider;
+        let provider = spec.provider.clone();
         out.push(timeline(Kind::StepStarted, Some(step), None, Some(spec.channel.as_str())));
         self.dispatch(provider, out);
         self.set_timer(self.bounded(self.step_deadline), out);

@@ -21,7 +21,7 @@ fn dispatches(actions: &[Action]) -> Vec<(u8, u16, Option<Account>, Vec<Account>
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Dispatch { step, attempt, provider, exclude, .. } => Some((*step, *attempt, *provider, exclude.clone())),
+            Action::Dispatch { step, attempt, provider, exclude, .. } => Some((*step, *attempt, provider.clone(), exclude.clone())),
             _ => None,
         })
         .collect()
@@ -55,7 +55,7 @@ fn notices(actions: &[Action]) -> Vec<Notice> {
 }
 
 fn accepted(step: u8, attempt: u16) -> Event {
-    Event::Accepted { step, attempt, account: Some(1) }
+    Event::Accepted { step, attempt, account: Some("acct-1".into()) }
 }
 
 fn receipt(step: u8, attempt: u16, status: Receipt) -> Event {
@@ -97,19 +97,19 @@ fn sms_unconfirmed_falls_back_to_email_which_is_delivered() {
 #[test]
 fn retryable_provider_errors_fail_over_within_the_step_then_fall_back() {
     let mut sms = step(Channel::Sms, 30_000);
-    sms.provider = Some(7);
+    sms.provider = Some("twilio-main".into());
     sms.max_attempts = 2;
     let mut c = Cascade::new();
     let a = run(&mut c, Event::Start(plan(vec![sms, step(Channel::Email, 30_000)])), 0);
-    assert_eq!(dispatches(&a), vec![(0, 1, Some(7), vec![])]);
+    assert_eq!(dispatches(&a), vec![(0, 1, Some("twilio-main".into()), vec![])]);
 
-    let err = |attempt, account| Event::ProviderError { step: 0, attempt, account: Some(account), retryable: true };
-    let a = run(&mut c, err(1, 7), 100);
-    assert_eq!(dispatches(&a), vec![(0, 2, None, vec![7])], "route elsewhere, excluding the failed account");
+    let err = |attempt, account: &str| Event::ProviderError { step: 0, attempt, account: Some(account.into()), retryable: true };
+    let a = run(&mut c, err(1, "twilio-main"), 100);
+    assert_eq!(dispatches(&a), vec![(0, 2, None, vec!["twilio-main".into()])], "route elsewhere, excluding the failed account");
     assert!(!a.iter().any(|x| matches!(x, Action::SetTimer { .. })), "the step keeps its deadline");
-    assert!(run(&mut c, err(1, 7), 150).is_empty(), "a duplicate error for the old attempt");
+    assert!(run(&mut c, err(1, "twilio-main"), 150).is_empty(), "a duplicate error for the old attempt");
 
-    let a = run(&mut c, err(2, 9), 200);
+    let a = run(&mut c, err(2, "messente"), 200);
     assert_eq!(kinds(&a)[..3], [Kind::ProviderError, Kind::StepFailed, Kind::Fallback]);
     assert_eq!(dispatches(&a), vec![(1, 3, None, vec![])], "the next channel starts afresh");
     assert!(a.contains(&Action::SetTimer { deadline: 30_200 }));
@@ -119,9 +119,9 @@ fn retryable_provider_errors_fail_over_within_the_step_then_fall_back() {
 fn retryable_rejection_fails_over_and_a_final_one_ends_the_step() {
     let mut c = Cascade::new();
     run(&mut c, Event::Start(plan(vec![step(Channel::Sms, 30_000), step(Channel::Email, 30_000)])), 0);
-    let a = run(&mut c, Event::Rejected { step: 0, attempt: 1, account: Some(3), retryable: true }, 10);
-    assert_eq!(dispatches(&a), vec![(0, 2, None, vec![3])]);
-    let a = run(&mut c, Event::Rejected { step: 0, attempt: 2, account: Some(4), retryable: false }, 20);
+    let a = run(&mut c, Event::Rejected { step: 0, attempt: 1, account: Some("a3".into()), retryable: true }, 10);
+    assert_eq!(dispatches(&a), vec![(0, 2, None, vec!["a3".into()])]);
+    let a = run(&mut c, Event::Rejected { step: 0, attempt: 2, account: Some("a4".into()), retryable: false }, 20);
     assert_eq!(dispatches(&a), vec![(1, 3, None, vec![])]);
     assert_eq!(c.records()[0].status, StepStatus::Failed);
 }
@@ -256,14 +256,14 @@ fn cancel_ends_once_and_duplicates_change_nothing() {
 #[test]
 fn the_persisted_form_round_trips_and_refuses_damage() {
     let mut wa = step(Channel::Whatsapp, 60_000);
-    wa.provider = Some(u64::MAX);
+    wa.provider = Some("whatsapp-cloud-é".into());
     wa.success = Success::Read;
     let p = Plan { steps: vec![wa, step(Channel::Sms, 30_000)], send_at: Some(10), expires_at: Some(u64::MAX) };
     let mut c = Cascade::new();
     let events = [
         (Event::Start(p), 0),
         (Event::TimerFired { deadline: 10 }, 10),
-        (Event::ProviderError { step: 0, attempt: 1, account: Some(5), retryable: true }, 20),
+        (Event::ProviderError { step: 0, attempt: 1, account: Some("a5".into()), retryable: true }, 20),
         (accepted(0, 2), 30),
         (Event::TimerFired { deadline: 60_010 }, 60_010),
         (receipt(1, 3, Receipt::Read), 60_020),
@@ -366,11 +366,11 @@ mod runs {
     }
 
     fn a_step() -> impl Strategy<Value = Step> {
-        (0u8..4, 1u64..60_000, 0u8..3, prop::option::of(0u64..4), 1u8..4).prop_map(|(c, t, s, p, m)| Step {
+        (0u8..4, 1u64..60_000, 0u8..3, prop::option::of(0u8..4), 1u8..4).prop_map(|(c, t, s, p, m)| Step {
             channel: Channel::from_code(c).unwrap(),
             timeout_ms: t,
             success: Success::from_code(s).unwrap(),
-            provider: p,
+            provider: p.map(|n| format!("acct-{n}")),
             max_attempts: m,
         })
     }
@@ -388,7 +388,7 @@ mod runs {
             2 => (0u64..20_000).prop_map(Op::Wait),
             3 => any::<usize>().prop_map(Op::Accept),
             2 => (any::<usize>(), any::<bool>()).prop_map(|(i, r)| Op::Reject(i, r)),
-            2 => (any::<usize>(), any::<bool>(), prop::option::of(0u64..4)).prop_map(|(i, r, a)| Op::ProviderError(i, r, a)),
+            2 => (any::<usize>(), any::<bool>(), prop::option::of(0u8..4)).prop_map(|(i, r, a)| Op::ProviderError(i, r, a.map(|n| format!("acct-{n}")))),
             4 => (any::<usize>(), receipt.clone()).prop_map(|(i, s)| Op::Receipt(i, s)),
             1 => (0u8..6, 0u16..12, receipt).prop_map(|(s, a, r)| Op::Garbage(s, a, r)),
             1 => Just(Op::Cancel),

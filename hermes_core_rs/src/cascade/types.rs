@@ -3,9 +3,9 @@
 //! Plain enums and structs; each enum that crosses to Python or into the
 //! persisted state has a stable snake_case name and a stable byte code.
 
-/// An opaque provider account handle chosen by the host (e.g. the account's
-/// database id). The machine only compares them.
-pub type Account = u64;
+/// A provider account id, as the router names accounts (`Router.select`
+/// returns one, `exclude` takes them). The machine only compares them.
+pub type Account = String;
 
 macro_rules! named_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $code:literal => $text:literal,)+ }) => {

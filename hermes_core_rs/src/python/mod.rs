@@ -3,3 +3,5 @@
 pub(crate) mod errors;
 pub(crate) mod router;
 pub(crate) mod validate;
+pub(crate) mod wheel;
+pub(crate) mod cascade;

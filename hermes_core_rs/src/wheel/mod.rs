@@ -4,8 +4,17 @@
 //! a deadline further away waits in an overflow list that is re-filed each
 //! time the wheel's time crosses a multiple of that span, so every `u64`
 //! deadline is held exactly. Insert, cancel and reschedule are O(1): the id
-//! index finds the entry, and the entry's list is computed from its deadline
-//! and the wheel's time, as in tokio's wheel.
+//! index finds the entry, the entry's slot is computed from its deadline and
+//! the wheel's time, as in tokio's wheel, and the entry knows its position in
+//! the slot.
+//!
+//! A slot is a vector of entry numbers rather than tokio's intrusive linked
+//! list: leaving it is a swap-remove (the moved entry's position is updated),
+//! and expiring it reads entry numbers sequentially, so the memory loads for
+//! different timers are independent and overlap, where a linked list makes
+//! each load wait for the previous one. On 4 M timers this is what lifts
+//! expirations from ~2 M/s (measured with lists) to the figures in
+//! BENCHMARKS.md.
 //!
 //! The wheel never reads a clock: time is the `now_ms` passed to
 //! [`Wheel::new`] and [`Wheel::advance`].
@@ -17,7 +26,7 @@ mod slab;
 mod tests;
 
 use level::{location_for, next_occupied, overflow_boundary, Location, LEVEL_MULT, NUM_LEVELS};
-use slab::{Slab, NIL};
+use slab::Slab;
 
 pub(crate) use slab::hash_id;
 
@@ -33,15 +42,21 @@ mod level_consts {
     pub const SPAN_MS: u64 = super::level::WHEEL_SPAN;
 }
 
-/// One level: a list head per slot and a bitmap of non-empty slots.
+/// One level: the entry numbers in each slot and a bitmap of non-empty slots.
 struct Level {
     occupied: u64,
-    heads: [u32; LEVEL_MULT],
+    slots: [Vec<u32>; LEVEL_MULT],
 }
 
 impl Level {
-    const EMPTY: Level = Level { occupied: 0, heads: [NIL; LEVEL_MULT] };
+    fn new() -> Level {
+        Level { occupied: 0, slots: std::array::from_fn(|_| Vec::new()) }
+    }
 }
+
+/// A processed slot keeps its buffer for reuse up to this many entries; a
+/// larger one is freed so one burst does not pin memory.
+const KEEP_CAPACITY: usize = 1024;
 
 /// Pending timers by message id.
 ///
@@ -54,14 +69,14 @@ pub struct Wheel {
     /// The wheel's time: the last `now_ms` it was advanced to.
     elapsed: u64,
     levels: [Level; NUM_LEVELS],
-    overflow: u32,
+    overflow: Vec<u32>,
     slab: Slab,
 }
 
 impl Wheel {
     /// An empty wheel whose time is `now_ms`.
     pub fn new(now_ms: u64) -> Self {
-        Wheel { elapsed: now_ms, levels: [Level::EMPTY; NUM_LEVELS], overflow: NIL, slab: Slab::new() }
+        Wheel { elapsed: now_ms, levels: std::array::from_fn(|_| Level::new()), overflow: Vec::new(), slab: Slab::new() }
     }
 
     /// The wheel's time: the `now_ms` of the last advance (or of `new`).
@@ -154,7 +169,7 @@ impl Wheel {
                 return Some((Location::Slot(level, slot), at));
             }
         }
-        if self.overflow != NIL {
+        if !self.overflow.is_empty() {
             let at = overflow_boundary(self.elapsed)
                 .expect("an overflow timer implies a later span boundary");
             return Some((Location::Overflow, at));
@@ -162,56 +177,66 @@ impl Wheel {
         None
     }
 
-    /// Takes a whole list at the wheel's (just set) time: fires what is due and
-    /// re-files the rest, which lands on a lower level.
+    /// Takes a whole slot at the wheel's (just set) time: fires what is due
+    /// and re-files the rest, which lands on a lower level.
     fn process(&mut self, location: Location, out: &mut Vec<(u128, u64)>) {
-        let mut cur = std::mem::replace(self.head_mut(location), NIL);
+        let mut taken = std::mem::take(self.slot_mut(location));
         if let Location::Slot(level, slot) = location {
             self.levels[level].occupied &= !(1 << slot);
         }
-        while cur != NIL {
-            let entry = *self.slab.get(cur);
+        for &idx in &taken {
+            let entry = *self.slab.get(idx);
             if entry.deadline <= self.elapsed {
                 out.push((entry.id, entry.deadline));
-                self.slab.remove(cur);
+                self.slab.expire(idx);
             } else {
                 debug_assert!(location_for(self.elapsed, entry.deadline) != location);
-                self.link(cur);
+                self.link(idx);
             }
-            cur = entry.next;
+        }
+        if taken.capacity() <= KEEP_CAPACITY {
+            taken.clear();
+            let slot = self.slot_mut(location);
+            if slot.is_empty() {
+                *slot = taken;
+            }
         }
     }
 
-    fn head_mut(&mut self, location: Location) -> &mut u32 {
+    fn slot_mut(&mut self, location: Location) -> &mut Vec<u32> {
         match location {
-            Location::Slot(level, slot) => &mut self.levels[level].heads[slot],
+            Location::Slot(level, slot) => &mut self.levels[level].slots[slot],
             Location::Overflow => &mut self.overflow,
         }
     }
 
+    /// Files entry `idx` in the slot its deadline belongs to.
     fn link(&mut self, idx: u32) {
         let location = location_for(self.elapsed, self.slab.get(idx).deadline);
-        let head = match location {
-            Location::Slot(level, slot) => {
-                self.levels[level].occupied |= 1 << slot;
-                &mut self.levels[level].heads[slot]
-            }
-            Location::Overflow => &mut self.overflow,
-        };
-        self.slab.push_front(head, idx);
+        if let Location::Slot(level, slot) = location {
+            self.levels[level].occupied |= 1 << slot;
+        }
+        let slot = self.slot_mut(location);
+        let pos = slot.len() as u32;
+        slot.push(idx);
+        self.slab.get_mut(idx).pos = pos;
     }
 
+    /// Takes entry `idx` out of its slot; the last entry of the slot moves
+    /// into its place.
     fn unlink(&mut self, idx: u32) {
         let location = location_for(self.elapsed, self.slab.get(idx).deadline);
-        let head = match location {
-            Location::Slot(level, slot) => &mut self.levels[level].heads[slot],
-            Location::Overflow => &mut self.overflow,
-        };
-        self.slab.unlink(head, idx);
-        if let Location::Slot(level, slot) = location {
-            if self.levels[level].heads[slot] == NIL {
-                self.levels[level].occupied &= !(1 << slot);
-            }
+        let pos = self.slab.get(idx).pos as usize;
+        let slot = self.slot_mut(location);
+        debug_assert_eq!(slot.get(pos), Some(&idx), "entry {idx} not where it says");
+        slot.swap_remove(pos);
+        let moved = slot.get(pos).copied();
+        let now_empty = slot.is_empty();
+        if let Some(moved) = moved {
+            self.slab.get_mut(moved).pos = pos as u32;
+        }
+        if let (Location::Slot(level, slot), true) = (location, now_empty) {
+            self.levels[level].occupied &= !(1 << slot);
         }
     }
 }

@@ -1,34 +1,50 @@
-//! Storage for pending timers: a paged slab of 32-byte entries linked into
-//! intrusive doubly linked lists (one per wheel slot), and the id -> entry
-//! index.
+//! Storage for pending timers: a paged slab of 32-byte entries, and the
+//! id -> entry index. Each entry records its position in its wheel slot's
+//! list of entry numbers, so it can leave that list in O(1).
 //!
 //! Pages keep memory proportional to the number of timers (a growing `Vec`
 //! would hold up to twice what it needs and copy it all on growth) and keep
-//! entry addresses stable. The index stores only the `u32` entry number, and
-//! hashes and compares through the entry, so an id is stored once: about 32
-//! bytes of entry plus 5-10 bytes of table per pending timer.
+//! entry addresses stable. The index stores `(entry number, generation)`, and
+//! hashes and compares ids through the entry, so an id is stored once.
+//!
+//! Expiry does not touch the index: it bumps the cell's generation, which
+//! makes the index's pair stale (lookups skip it), and the stale pairs are
+//! swept out in one pass once they outnumber the live ones. That keeps the
+//! hot expiry path to one load per timer; cancel still removes its pair at
+//! once, since its lookup has just found it.
 
 use hashbrown::HashTable;
 
-/// "No entry": the end of a list, or an empty slot.
+/// "No entry": the end of the free list.
 pub(crate) const NIL: u32 = u32::MAX;
 
 /// Entries per page (128 KiB of entries).
 const PAGE_BITS: u32 = 12;
 const PAGE_LEN: usize = 1 << PAGE_BITS;
 
-/// One pending timer, or a free cell (then `next` links the free list).
+/// Stale index pairs tolerated before a sweep, at least.
+const MIN_SWEEP: usize = 4096;
+
+/// One pending timer, or a free cell (then `pos` links the free list).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry {
     pub(crate) id: u128,
     pub(crate) deadline: u64,
-    pub(crate) prev: u32,
-    pub(crate) next: u32,
+    /// Index in the slot's list of entry numbers.
+    pub(crate) pos: u32,
+    /// Bumped each time the cell is freed; an index pair with another
+    /// generation is stale.
+    generation: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 32);
 
-const VACANT: Entry = Entry { id: 0, deadline: 0, prev: NIL, next: NIL };
+const VACANT: Entry = Entry { id: 0, deadline: 0, pos: NIL, generation: 0 };
+
+#[inline]
+fn cell(pages: &[Box<[Entry]>], idx: u32) -> &Entry {
+    &pages[(idx >> PAGE_BITS) as usize][idx as usize & (PAGE_LEN - 1)]
+}
 
 /// Hash of a message id: two rounds of folded multiplication, which spreads
 /// every input bit into both the low bits (bucket) and the top bits (the
@@ -54,12 +70,14 @@ pub(crate) struct Slab {
     high_water: u32,
     free: u32,
     len: usize,
-    index: HashTable<u32>,
+    index: HashTable<(u32, u32)>,
+    /// Index pairs whose cell has been freed since.
+    stale: usize,
 }
 
 impl Slab {
     pub(crate) fn new() -> Self {
-        Slab { pages: Vec::new(), high_water: 0, free: NIL, len: 0, index: HashTable::new() }
+        Slab { pages: Vec::new(), high_water: 0, free: NIL, len: 0, index: HashTable::new(), stale: 0 }
     }
 
     #[inline]
@@ -69,7 +87,7 @@ impl Slab {
 
     #[inline]
     pub(crate) fn get(&self, idx: u32) -> &Entry {
-        &self.pages[(idx >> PAGE_BITS) as usize][idx as usize & (PAGE_LEN - 1)]
+        cell(&self.pages, idx)
     }
 
     #[inline]
@@ -82,18 +100,19 @@ impl Slab {
     pub(crate) fn find(&self, id: u128) -> Option<u32> {
         let pages = &self.pages;
         self.index
-            .find(hash_id(id), |&i| {
-                pages[(i >> PAGE_BITS) as usize][i as usize & (PAGE_LEN - 1)].id == id
+            .find(hash_id(id), |&(i, g)| {
+                let e = cell(pages, i);
+                e.generation == g && e.id == id
             })
-            .copied()
+            .map(|&(i, _)| i)
     }
 
     /// Stores a new timer (the caller has checked `id` is absent) and returns
-    /// its entry number; the entry is not linked into any list yet.
+    /// its entry number; the entry is in no slot yet.
     pub(crate) fn insert(&mut self, id: u128, deadline: u64) -> u32 {
         let idx = if self.free != NIL {
             let idx = self.free;
-            self.free = self.get(idx).next;
+            self.free = self.get(idx).pos;
             idx
         } else {
             assert!(self.high_water < NIL, "timer wheel full (2^32 - 1 timers)");
@@ -104,66 +123,54 @@ impl Slab {
             self.high_water += 1;
             idx
         };
-        *self.get_mut(idx) = Entry { id, deadline, prev: NIL, next: NIL };
+        let generation = self.get(idx).generation;
+        *self.get_mut(idx) = Entry { id, deadline, pos: NIL, generation };
+        if self.stale >= MIN_SWEEP.max(self.len) && self.index.len() == self.index.capacity() {
+            self.sweep();
+        }
         let pages = &self.pages;
-        self.index.insert_unique(hash_id(id), idx, |&i| {
-            hash_id(pages[(i >> PAGE_BITS) as usize][i as usize & (PAGE_LEN - 1)].id)
-        });
+        self.index.insert_unique(hash_id(id), (idx, generation), |&(i, _)| hash_id(cell(pages, i).id));
         self.len += 1;
         idx
     }
 
-    /// Frees an entry (already unlinked) and drops it from the index.
+    /// Frees an entry that has left its slot and drops its index pair now
+    /// (cancel and reschedule paths, which have just looked it up).
     pub(crate) fn remove(&mut self, idx: u32) -> Entry {
         let entry = *self.get(idx);
-        match self.index.find_entry(hash_id(entry.id), |&i| i == idx) {
+        match self.index.find_entry(hash_id(entry.id), |&(i, g)| i == idx && g == entry.generation) {
             Ok(found) => {
                 found.remove();
             }
             Err(_) => unreachable!("slab entry {idx} missing from the index"),
         }
-        let free = self.free;
-        *self.get_mut(idx) = Entry { next: free, ..VACANT };
-        self.free = idx;
-        self.len -= 1;
+        self.free_cell(idx);
         entry
     }
-}
 
-/// The heads of the intrusive lists live in the wheel; these link and unlink
-/// an entry given a mutable head.
-impl Slab {
-    /// Pushes `idx` at the front of the list whose head is `head`.
+    /// Frees an expired entry that has left its slot, leaving its index pair
+    /// to go stale.
     #[inline]
-    pub(crate) fn push_front(&mut self, head: &mut u32, idx: u32) {
-        let old = *head;
-        {
-            let e = self.get_mut(idx);
-            e.prev = NIL;
-            e.next = old;
-        }
-        if old != NIL {
-            self.get_mut(old).prev = idx;
-        }
-        *head = idx;
+    pub(crate) fn expire(&mut self, idx: u32) {
+        self.free_cell(idx);
+        self.stale += 1;
     }
 
-    /// Unlinks `idx` from the list whose head is `head`.
     #[inline]
-    pub(crate) fn unlink(&mut self, head: &mut u32, idx: u32) {
-        let Entry { prev, next, .. } = *self.get(idx);
-        if prev == NIL {
-            debug_assert_eq!(*head, idx, "entry without prev must be the list head");
-            *head = next;
-        } else {
-            self.get_mut(prev).next = next;
-        }
-        if next != NIL {
-            self.get_mut(next).prev = prev;
-        }
+    fn free_cell(&mut self, idx: u32) {
+        let free = self.free;
         let e = self.get_mut(idx);
-        e.prev = NIL;
-        e.next = NIL;
+        e.generation = e.generation.wrapping_add(1);
+        e.pos = free;
+        self.free = idx;
+        self.len -= 1;
+    }
+
+    /// Drops every stale index pair.
+    fn sweep(&mut self) {
+        let pages = &self.pages;
+        self.index.retain(|&mut (i, g)| cell(pages, i).generation == g);
+        self.stale = 0;
     }
 }
 
@@ -202,29 +209,29 @@ mod tests {
     }
 
     #[test]
-    fn lists_link_and_unlink_anywhere() {
+    fn expired_cells_go_stale_in_the_index_and_are_swept() {
         let mut slab = Slab::new();
-        let ids: Vec<u32> = (0..4).map(|i| slab.insert(i, 0)).collect();
-        let mut head = NIL;
-        for &i in &ids {
-            slab.push_front(&mut head, i);
-        }
-        let walk = |slab: &Slab, head: u32| {
-            let mut out = vec![];
-            let mut cur = head;
-            while cur != NIL {
-                out.push(cur);
-                cur = slab.get(cur).next;
+        // Re-using the same ids and cells over and over: lookups must only
+        // ever see the live pair, and stale pairs must not pile up.
+        for round in 0..50u128 {
+            let cells: Vec<u32> = (0..1000u128).map(|id| slab.insert(id, round as u64)).collect();
+            for id in 0..1000u128 {
+                let idx = slab.find(id).expect("live");
+                assert_eq!(slab.get(idx).deadline, round as u64);
             }
-            out
-        };
-        assert_eq!(walk(&slab, head), vec![ids[3], ids[2], ids[1], ids[0]]);
-        slab.unlink(&mut head, ids[2]); // middle
-        slab.unlink(&mut head, ids[3]); // head
-        slab.unlink(&mut head, ids[0]); // tail
-        assert_eq!(walk(&slab, head), vec![ids[1]]);
-        slab.unlink(&mut head, ids[1]);
-        assert_eq!(head, NIL);
+            for (n, &idx) in cells.iter().enumerate() {
+                if n % 2 == 0 {
+                    slab.expire(idx);
+                } else {
+                    slab.remove(idx);
+                }
+            }
+            assert_eq!(slab.len(), 0);
+            for id in 0..1000u128 {
+                assert_eq!(slab.find(id), None, "round {round}: expired id {id} still found");
+            }
+        }
+        assert!(slab.index.len() <= 2 * MIN_SWEEP, "stale pairs kept: {}", slab.index.len());
     }
 
     #[test]

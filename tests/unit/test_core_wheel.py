@@ -1,0 +1,110 @@
+"""The timer wheel from Python: ids as UUID bytes, batches, order of expiry."""
+
+from __future__ import annotations
+
+import heapq
+import random
+import uuid
+
+import pytest
+
+from hermes._core import Wheel
+
+DAY_MS = 24 * 3_600_000
+
+
+def test_a_timer_fires_at_its_deadline_not_before() -> None:
+    wheel = Wheel(1_000)
+    mid = uuid.uuid4()
+    wheel.insert(mid.bytes, 31_000)
+    assert wheel.deadline(mid.bytes) == 31_000
+    assert wheel.advance(30_999) == []
+    fired = wheel.advance(31_000)
+    assert fired == [(mid.bytes, 31_000)]
+    assert uuid.UUID(bytes=fired[0][0]) == mid
+    assert len(wheel) == 0
+    assert wheel.now == 31_000
+
+
+def test_int_and_bytes_name_the_same_message() -> None:
+    wheel = Wheel(0)
+    mid = uuid.uuid4()
+    wheel.insert(mid.int, 10)
+    assert wheel.deadline(mid.bytes) == 10
+    assert wheel.cancel(mid.bytes)
+    assert not wheel.cancel(mid.int)
+
+
+def test_insert_replaces_and_reschedule_moves() -> None:
+    wheel = Wheel(0)
+    a, b = uuid.uuid4().bytes, uuid.uuid4().bytes
+    wheel.insert(a, 50_000)
+    wheel.insert(a, 20)
+    assert len(wheel) == 1
+    assert not wheel.reschedule(b, 5), "rescheduling an unknown id sets nothing"
+    assert wheel.deadline(b) is None
+    assert wheel.reschedule(a, 40 * DAY_MS)
+    assert wheel.advance(35 * DAY_MS) == []
+    assert wheel.advance(40 * DAY_MS) == [(a, 40 * DAY_MS)]
+
+
+def test_past_deadlines_fire_on_the_next_advance_first() -> None:
+    wheel = Wheel(10_000)
+    late, due, later = (uuid.uuid4().bytes for _ in range(3))
+    wheel.insert(later, 10_005)
+    wheel.insert(late, 3)
+    wheel.insert(due, 10_000)
+    assert wheel.next_deadline() == 10_000
+    fired = wheel.advance(10_000)
+    assert sorted(fired) == sorted([(late, 3), (due, 10_000)])
+    assert wheel.advance(10_005) == [(later, 10_005)]
+
+
+def test_batches_match_a_heapq_model() -> None:
+    rng = random.Random(7)
+    start = 1_764_000_000_000
+    wheel = Wheel(start)
+    ids = [uuid.UUID(int=rng.getrandbits(128)).bytes for _ in range(5_000)]
+    deadlines = [start + rng.randrange(0, 36 * DAY_MS) for _ in ids]
+    wheel.insert_many(b"".join(ids), deadlines)
+    cancelled = ids[::3]
+    assert wheel.cancel_many(b"".join(cancelled)) == len(cancelled)
+    assert wheel.cancel_many(b"".join(cancelled)) == 0
+    heap = [(d, i) for i, d in zip(ids, deadlines, strict=True) if i not in set(cancelled)]
+    heapq.heapify(heap)
+    assert len(wheel) == len(heap)
+
+    now = start
+    while heap:
+        now += rng.randrange(1, 2 * DAY_MS)
+        expected = []
+        while heap and heap[0][0] <= now:
+            expected.append(heapq.heappop(heap))
+        fired = wheel.advance(now)
+        assert [d for _, d in fired] == sorted(d for _, d in fired), "deadline order"
+        assert sorted((d, i) for i, d in fired) == expected
+    assert len(wheel) == 0
+
+
+def test_advance_packed_returns_the_same_timers() -> None:
+    wheel = Wheel(0)
+    ids = [uuid.uuid4().bytes for _ in range(100)]
+    wheel.insert_many(b"".join(ids), list(range(1, 101)))
+    packed, deadlines = wheel.advance_packed(100)
+    assert deadlines == list(range(1, 101))
+    assert [packed[i : i + 16] for i in range(0, len(packed), 16)] == ids
+
+
+def test_bad_ids_and_times_are_rejected() -> None:
+    wheel = Wheel(0)
+    with pytest.raises(ValueError, match="16 bytes"):
+        wheel.insert(b"short", 1)
+    with pytest.raises(TypeError):
+        wheel.insert("not-bytes", 1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="16 \\* n"):
+        wheel.insert_many(b"x" * 17, [1])
+    with pytest.raises(ValueError, match="1 ids but 2 deadlines"):
+        wheel.insert_many(b"x" * 16, [1, 2])
+    with pytest.raises(ValueError):
+        wheel.insert(b"x" * 16, -1)
+    assert len(wheel) == 0
