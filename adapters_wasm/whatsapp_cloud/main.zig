@@ -17,7 +17,7 @@ pub const manifest = h.Manifest{
     .version = "1.0.0",
     .channels = &.{"whatsapp"},
     .allowed_hosts = &.{"graph.facebook.com"},
-    .credentials = &.{ "access_token", "app_secret" },
+    .credentials = &.{ "access_token", "app_secret", "webhook_verify_token" },
     .callback_auth = "hub_signature_256",
 };
 
@@ -183,7 +183,35 @@ fn verified(in: h.Value) bool {
     return d == 0;
 }
 
+/// Meta's subscription handshake: `GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..`
+/// must be answered with the challenge when the token is the app's.
+fn handshake(in: h.Value, w: *h.Writer) bool {
+    if (!eql(in.str("method") orelse "", "GET")) return false;
+    const u = h.url.parse(in.str("url") orelse "") orelse return false;
+    const q = enc.parseForm(u.query);
+    if (!eql(enc.formGet(q, "hub.mode") orelse "", "subscribe")) return false;
+    const creds = in.obj("credentials") orelse h.Value{ .object = &.{} };
+    const want = creds.text("webhook_verify_token") orelse return false;
+    const ok = enc.timingSafeEql(enc.formGet(q, "hub.verify_token") orelse "", want);
+    w.beginObject();
+    w.fieldBool("verified", ok);
+    w.key("receipts");
+    w.beginArray();
+    w.endArray();
+    if (ok) {
+        w.key("reply");
+        w.beginObject();
+        w.fieldInt("status", 200);
+        w.fieldString("content_type", "text/plain");
+        w.fieldString("body", enc.formGet(q, "hub.challenge") orelse "");
+        w.endObject();
+    }
+    w.endObject();
+    return true;
+}
+
 pub fn parseCallback(in: h.Value, w: *h.Writer) h.Error!void {
+    if (handshake(in, w)) return;
     if (!verified(in)) return abi.writeCallback(w, false, &.{});
     const body = abi.jsonBody(in) orelse return abi.badInput("body", "must be JSON");
     var receipts = h.mem.List(abi.Receipt){};

@@ -61,6 +61,7 @@ catalogue! {
     RecipientInvalidPushToken => ("recipient.invalid_push_token", 422, false, "The push token is not an FCM or APNs device token"),
     RecipientMissingAddress => ("recipient.missing_address", 422, false, "A step's channel has no address for the recipient"),
     RecipientCountryNotAllowed => ("recipient.country_not_allowed", 422, false, "The recipient's country is not allowed for this tenant"),
+    RecipientUnknownContact => ("recipient.unknown_contact", 422, false, "`to` names no contact in the tenant's contact book"),
     // Content (layer 4).
     ContentEmpty => ("content.empty", 422, false, "The message has no content for a channel it uses"),
     ContentControlCharacters => ("content.control_characters", 422, false, "The content contains control characters"),

@@ -84,20 +84,18 @@ pub fn parse_phone(input: &str) -> Result<Phone, String> {
         return Err("the phone number must start with + and the country code (E.164, e.g. +14155552671)".into());
     }
     if let Some((code, national)) = fast_split(trimmed) {
+        // As libphonenumber parses a number after its country code: strip a
+        // national prefix (Russia's 8, the UK's 0...) when the rest still has
+        // a possible length.
         let main = &ranges::regions_for_code(code)[0];
-        if !main.may_strip_national_prefix(&national) {
-            return classify(code, national);
+        let national = match main.strip_national_prefix(&national) {
+            Some(stripped) if main.length_keeps_stripped(&stripped) => stripped,
+            _ => national,
+        };
+        if national.len() < 2 {
+            return Err("the phone number has too few digits".into());
         }
-        // A leading national prefix (e.g. Russia's 8) after the country code:
-        // libphonenumber strips it unless the number as written fits the
-        // country's general pattern and the stripped one does not.
-        if let Ok(stripped) = phonenumber::parse(None, trimmed) {
-            let stripped_national = stripped.national().to_string();
-            if main.general_matches(&national) && !main.general_matches(&stripped_national) {
-                return classify(code, national);
-            }
-            return normalise(&stripped);
-        }
+        return classify(code, national);
     }
     let number = phonenumber::parse(None, trimmed).map_err(|e| match e {
         ParseError::InvalidCountryCode => "the phone number has no valid country code".to_string(),
@@ -187,6 +185,19 @@ mod tests {
         assert_eq!(ok("+1 416 555 0123").country_str(), Some("CA"));
         // Jersey mobiles share +44 with the UK.
         assert_eq!(ok("+44 7797 712345").country_str(), Some("JE"));
+    }
+
+    #[test]
+    fn a_national_prefix_after_the_country_code_is_stripped_only_when_libphonenumber_would() {
+        // Written with the trunk 0 the UK dials nationally: stripped.
+        assert_eq!(ok("+44 07400 123456").e164, "+447400123456");
+        assert_eq!(ok("+358 0 8001234").e164, "+3588001234");
+        // Russia's national prefix is 8, but 800... is itself a valid range:
+        // a number that fits as written is kept.
+        let p = ok("+7 800 123-45-67");
+        assert_eq!((p.e164.as_str(), p.country_str(), p.line_type), ("+78001234567", Some("RU"), LineType::TollFree));
+        // Two zeros: one is the prefix, the rest is not a Finnish number.
+        assert!(parse_phone("+358 008001234").is_err());
     }
 
     #[test]

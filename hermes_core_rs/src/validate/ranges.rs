@@ -28,8 +28,8 @@ pub(crate) struct Region {
     pub(crate) country: Option<[u8; 2]>,
     leading_digits: Option<Regex>,
     /// What parsing may strip as a national prefix (or carrier code) after
-    /// the country code; `None` when the region has none.
-    national_prefix_for_parsing: Option<Regex>,
+    /// the country code, with its transform rule; `None` when the region has none.
+    national_prefix: Option<(Regex, Option<String>)>,
     general: Desc,
     /// Checked in libphonenumber's order; fixed line and mobile come last.
     special: Vec<(LineType, Desc)>,
@@ -41,11 +41,16 @@ pub(crate) struct Region {
 struct Desc {
     pattern: Regex,
     lengths: Vec<u16>,
+    local_only_lengths: Vec<u16>,
 }
 
 impl Desc {
     fn compile(d: &Descriptor) -> Desc {
-        Desc { pattern: anchored(d.national_number().as_str(), true), lengths: d.possible_length().to_vec() }
+        Desc {
+            pattern: anchored(d.national_number().as_str(), true),
+            lengths: d.possible_length().to_vec(),
+            local_only_lengths: d.possible_local_length().to_vec(),
+        }
     }
 
     /// libphonenumber's `isNumberMatchingDesc`: length in the descriptor's
@@ -54,6 +59,25 @@ impl Desc {
         (self.lengths.is_empty() || self.lengths.contains(&(national.len() as u16)))
             && self.pattern.is_match(national)
     }
+}
+
+/// Java's `$1` group references as the regex crate's `${1}` (a bare `$1x`
+/// would name a group `1x`).
+fn rust_replacement(rule: &str) -> String {
+    let mut out = String::with_capacity(rule.len() + 4);
+    let mut chars = rule.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('$', Some(d)) if d.is_ascii_digit() => {
+                out.push_str("${");
+                out.push(*d);
+                out.push('}');
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn anchored(source: &str, whole: bool) -> Regex {
@@ -88,14 +112,39 @@ impl Region {
             (Some(f), Some(m)) => f.national_number().as_str() == m.national_number().as_str(),
             _ => false,
         };
+        // The general description carries no lengths of its own in the
+        // source metadata; libphonenumber's build gives it the union of the
+        // number types' lengths (local-only ones that are not also full
+        // lengths), which its length test reads.
+        let mut general = Desc::compile(d.general());
+        let types = [
+            d.fixed_line(), d.mobile(), d.toll_free(), d.premium_rate(), d.shared_cost(),
+            d.personal_number(), d.voip(), d.pager(), d.uan(), d.voicemail(),
+        ];
+        if general.lengths.is_empty() {
+            let mut lengths: Vec<u16> = types.iter().flatten().flat_map(|t| t.possible_length().iter().copied()).collect();
+            lengths.sort_unstable();
+            lengths.dedup();
+            let mut local: Vec<u16> = types
+                .iter()
+                .flatten()
+                .flat_map(|t| t.possible_local_length().iter().copied())
+                .filter(|l| !lengths.contains(l))
+                .collect();
+            local.sort_unstable();
+            local.dedup();
+            general.lengths = lengths;
+            general.local_only_lengths = local;
+        }
         Region {
             country,
             leading_digits: meta.leading_digits().map(|r| anchored(r.as_str(), false)),
-            national_prefix_for_parsing: meta
+            national_prefix: meta
                 .national_prefix_for_parsing()
                 .map(|r| anchored(r.as_str(), false))
-                .or_else(|| meta.national_prefix().map(|p| anchored(&regex::escape(p), false))),
-            general: Desc::compile(d.general()),
+                .or_else(|| meta.national_prefix().map(|p| anchored(&regex::escape(p), false)))
+                .map(|re| (re, meta.national_prefix_transform_rule().map(rust_replacement))),
+            general,
             special,
             fixed_line: d.fixed_line().map(Desc::compile),
             mobile: d.mobile().map(Desc::compile),
@@ -103,16 +152,40 @@ impl Region {
         }
     }
 
-    /// Whether libphonenumber's parser might strip a national prefix or
-    /// carrier code from this national number (then the full parser decides).
-    pub(crate) fn may_strip_national_prefix(&self, national: &str) -> bool {
-        self.national_prefix_for_parsing.as_ref().is_some_and(|r| r.is_match(national))
+    /// libphonenumber's `maybeStripNationalPrefixAndCarrierCode`: the number
+    /// with a leading national prefix (or carrier code) removed or
+    /// transformed, or `None` when nothing applies. A number that fits the
+    /// general pattern as written is only changed if the result fits too.
+    pub(crate) fn strip_national_prefix(&self, national: &str) -> Option<String> {
+        let (re, transform) = self.national_prefix.as_ref()?;
+        let caps = re.captures(national)?;
+        let viable = |n: &str| self.general.pattern.is_match(n);
+        let last_group = caps.len() - 1;
+        let candidate = match transform {
+            Some(rule) if last_group > 0 && caps.get(last_group).is_some() => {
+                let mut out = String::new();
+                caps.expand(rule, &mut out);
+                out.push_str(&national[caps.get(0)?.end()..]);
+                out
+            }
+            _ => national[caps.get(0)?.end()..].to_string(),
+        };
+        (!(viable(national) && !viable(&candidate))).then_some(candidate)
     }
 
-    /// Whether the number fits the region's general description (length and
-    /// pattern): libphonenumber's "viable" national number.
-    pub(crate) fn general_matches(&self, national: &str) -> bool {
-        self.general.matches(national)
+    /// libphonenumber's `testNumberLength` against the general description
+    /// is not TOO_SHORT, IS_POSSIBLE_LOCAL_ONLY or INVALID_LENGTH: the test
+    /// the parser applies before keeping a stripped number.
+    pub(crate) fn length_keeps_stripped(&self, national: &str) -> bool {
+        let len = national.len() as u16;
+        let lengths = &self.general.lengths;
+        if self.general.local_only_lengths.contains(&len) {
+            return false;
+        }
+        match (lengths.first(), lengths.last()) {
+            (Some(&min), Some(&max)) => len == min || len > max || (len > min && lengths[1..].contains(&len)),
+            _ => false,
+        }
     }
 
     /// libphonenumber's `getNumberTypeHelper`; `None` is UNKNOWN, i.e. the

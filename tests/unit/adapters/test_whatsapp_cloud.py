@@ -302,3 +302,39 @@ def test_tampered_webhooks_are_not_verified(tamper: str) -> None:
         raw = raw.replace("delivered", "read")
     secret = "wrong" if tamper == "secret" else APP_SECRET
     assert callback(raw, secret=secret, signature=signature) == {"verified": False, "receipts": []}
+
+
+def handshake(query: str, token: str | None = "verify-me") -> dict[str, Any]:
+    creds = {"access_token": TOKEN, "app_secret": APP_SECRET}
+    if token:
+        creds["webhook_verify_token"] = token
+    return adapter("whatsapp_cloud").parse_callback(
+        {
+            "method": "GET",
+            "headers": [],
+            "body": "",
+            "credentials": creds,
+            "url": "https://hermes.example.com/v1/callbacks/acc_1/whatsapp_cloud?" + query,
+        }
+    )
+
+
+def test_subscription_handshake_is_answered_with_the_challenge() -> None:
+    out = handshake("hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=verify-me")
+    assert out == {
+        "verified": True,
+        "receipts": [],
+        "reply": {"status": 200, "content_type": "text/plain", "body": "1158201444"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "token"),
+    [
+        ("hub.mode=subscribe&hub.challenge=1&hub.verify_token=wrong", "verify-me"),
+        ("hub.mode=subscribe&hub.challenge=1&hub.verify_token=verify-me", None),
+    ],
+)
+def test_handshake_with_the_wrong_token_gets_no_reply(query: str, token: str | None) -> None:
+    out = handshake(query, token)
+    assert out["verified"] is False and "reply" not in out
