@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+import secrets
 import time
 from typing import Any
 from urllib.parse import unquote
 
 import msgspec
 
-from hermes.sandbox import credentials
+from hermes.sandbox import credentials, ses
 from hermes.sandbox.common import Context
 from hermes.sandbox.http import Request, Response, json_response
 from hermes.sandbox.outcomes import Outcome
-from hermes.sandbox.sns import CERT_PATH, UNSUBSCRIBE_PATH, SnsSigner
+from hermes.sandbox.sns import (
+    CERT_PATH,
+    CONFIRM_PATH,
+    UNSUBSCRIBE_PATH,
+    SnsSigner,
+    subscription_arn_for,
+)
 from hermes.sandbox.state import Outage, ScriptedOutcome
 
 _OUTAGE_MODES = {"error": Outcome.SERVER_ERROR, "timeout": Outcome.TIMEOUT,
@@ -114,9 +122,36 @@ def install(ctx: Context, signer: SnsSigner) -> None:
         if request.method == "DELETE":
             state.ses_configuration_sets.pop(name, None)
             return json_response(200, {"configuration_set": name, "deleted": True})
-        endpoint = _body(request).get("endpoint")
+        body = _body(request)
+        endpoint = body.get("endpoint")
+        if endpoint and body.get("confirm"):
+            # As SNS does: post a SubscriptionConfirmation; events flow once the
+            # endpoint has fetched the SubscribeURL.
+            token = secrets.token_hex(32)
+            state.ses_configuration_sets.setdefault(name, None)
+            state.ses_pending_subscriptions[token] = (name, endpoint)
+            ctx.receipts.send_later(0.0, [functools.partial(
+                signer.subscription_confirmation, ctx.base_url, endpoint, ses.topic_arn(name),
+                token, "ses")])
+            return json_response(202, {"configuration_set": name, "endpoint": endpoint,
+                                       "pending_confirmation": True})
         state.ses_configuration_sets[name] = endpoint
         return json_response(200, {"configuration_set": name, "endpoint": endpoint})
+
+    def confirm(request: Request) -> Response:
+        pending = state.ses_pending_subscriptions.pop(request.query_params().get("Token", ""),
+                                                      None)
+        if pending is None:
+            return Response(404, b"<ErrorResponse><Error><Type>Sender</Type><Code>NotFound"
+                            b"</Code><Message>Token not found</Message></Error></ErrorResponse>",
+                            "text/xml")
+        name, endpoint = pending
+        state.ses_configuration_sets[name] = endpoint
+        arn = subscription_arn_for(ses.topic_arn(name), endpoint)
+        return Response(200, (
+            "<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>"
+            f"{arn}</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>"
+        ).encode(), "text/xml")
 
     def ses_configuration_sets(_: Request) -> Response:
         return json_response(200, {"configuration_sets": state.ses_configuration_sets})
@@ -150,6 +185,7 @@ def install(ctx: Context, signer: SnsSigner) -> None:
     add("PUT", "/_sandbox/ses/configuration-sets/{name}", guarded(ses_configuration_set))
     add("DELETE", "/_sandbox/ses/configuration-sets/{name}", guarded(ses_configuration_set))
     add("GET", UNSUBSCRIBE_PATH, unsubscribe)
+    add("GET", CONFIRM_PATH, confirm)
     add("GET", "/_sandbox/whatsapp/webhook", whatsapp_webhook)
     add("PUT", "/_sandbox/whatsapp/webhook", guarded(whatsapp_webhook))
     add("GET", "/_sandbox/credentials", sandbox_credentials)

@@ -40,6 +40,8 @@ class SandboxState:
     outages: dict[str, Outage] = field(default_factory=dict)
     # SES configuration set name -> SNS HTTP subscription endpoint (None: no subscriber).
     ses_configuration_sets: dict[str, str | None] = field(default_factory=dict)
+    # SNS subscriptions awaiting confirmation: token -> (configuration set, endpoint).
+    ses_pending_subscriptions: dict[str, tuple[str, str]] = field(default_factory=dict)
     whatsapp_webhook: str | None = None
     fcm_access_tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry
     _sequence: int = 0

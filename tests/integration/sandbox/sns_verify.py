@@ -13,7 +13,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 def verify_sns(message: dict[str, Any]) -> bool:
     """Build the string to sign, fetch the SigningCertURL, verify SHA256withRSA."""
-    keys = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+    if message["Type"] == "Notification":
+        keys = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+    else:  # SubscriptionConfirmation / UnsubscribeConfirmation
+        keys = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
     signed = "".join(f"{k}\n{message[k]}\n" for k in keys if k in message).encode()
     assert message["SignatureVersion"] == "2"
     pem = httpx.get(message["SigningCertURL"]).content

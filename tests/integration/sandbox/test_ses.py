@@ -109,3 +109,30 @@ async def test_tampered_sns_message_fails_verification(
     envelope = json.loads(post.body)
     envelope["Message"] = envelope["Message"].replace("Delivery", "Bounce")
     assert not await asyncio.to_thread(verify_sns, envelope)
+
+
+async def test_subscription_must_be_confirmed_before_events_flow(
+    sandbox: Sandbox, receiver: CallbackReceiver, http: Any,
+) -> None:
+    path = f"/ses-{uuid.uuid4().hex}"
+    name = f"set-{uuid.uuid4().hex[:8]}"
+    answer = await http.put(f"/_sandbox/ses/configuration-sets/{name}",
+                            json={"endpoint": receiver.url + path, "confirm": True})
+    assert answer.status_code == 202
+    [post] = await receiver.wait_for(path, 1)
+    assert post.headers["x-amz-sns-message-type"] == "SubscriptionConfirmation"
+    confirmation = json.loads(post.body)
+    assert await asyncio.to_thread(verify_sns, confirmation)
+    # Unconfirmed: a send is accepted but publishes nothing.
+    await asyncio.to_thread(_send, _client(sandbox), "first@example.com",
+                            ConfigurationSetName=name)
+    await asyncio.sleep(0.1)
+    await sandbox.drain()
+    assert len(receiver.at(path)) == 1
+    confirmed = await http.get(confirmation["SubscribeURL"])
+    assert confirmed.status_code == 200 and b"<SubscriptionArn>" in confirmed.content
+    await asyncio.to_thread(_send, _client(sandbox), "second@example.com",
+                            ConfigurationSetName=name)
+    posts = await receiver.wait_for(path, 2)
+    event = json.loads(json.loads(posts[1].body)["Message"])
+    assert event["delivery"]["recipients"] == ["second@example.com"]
