@@ -3,12 +3,16 @@
 The core does no I/O and reads no clock: time is always an argument.
 """
 
+import os
 from collections.abc import Sequence
 from typing import Literal, NotRequired, TypedDict, final
 
 __version__: str
 # Mirrors the export list of the `#[pymodule]` in hermes_core_rs/src/lib.rs.
 __all__ = [
+    "AdapterRuntime",
+    "AdapterInfo",
+    "AdapterError",
     "Cascade",
     "CascadeEngine",
     "Router",
@@ -442,3 +446,120 @@ class Cascade:
     @property
     def step_statuses(self) -> list[str]:
         """Each step's status: pending, in_flight, accepted, delivered, read, failed, timed_out."""
+
+# --- Adapter sandbox (hermes_core_rs/src/sandbox, bindings in src/python/sandbox.rs) ---
+
+class AdapterError(Exception):
+    """A provider adapter failed to load or to run.
+
+    `code` is a catalogue code chosen by the host (`adapter.invalid_module`,
+    `adapter.out_of_fuel`, `adapter.timeout`, `adapter.memory_exceeded`,
+    `adapter.trap`, `adapter.bad_output`, `adapter.host_not_allowed`,
+    `request.not_found` for an adapter that is not loaded, `request.invalid`
+    for a malformed argument) or the code the adapter itself returned in
+    `{"error": {"code", "message"}}` (such as `adapter.bad_input`).
+    `args` is `(code, message)`.
+    """
+
+    code: str
+    message: str
+
+@final
+class AdapterInfo:
+    """A loaded adapter version, as `AdapterRuntime.load` returns it."""
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the wasm bytes, lower-case hex: the version's id in every call."""
+    @property
+    def name(self) -> str:
+        """The manifest's adapter name (`twilio_sms`)."""
+    @property
+    def version(self) -> str:
+        """The manifest's adapter version."""
+    @property
+    def channels(self) -> list[str]:
+        """The channels the adapter serves."""
+    @property
+    def allowed_hosts(self) -> list[str]:
+        """Hosts `build_request` may target (`*.example.com` covers subdomains)."""
+    @property
+    def manifest_json(self) -> str:
+        """The whole manifest object as the adapter wrote it (JSON text)."""
+    @property
+    def source(self) -> Literal["compiled", "disk_cache", "memory_cache"]:
+        """Where the compiled code came from."""
+    @property
+    def load_seconds(self) -> float:
+        """Time to obtain compiled code: compiling, or reading the cache (0 if already loaded)."""
+
+@final
+class AdapterRuntime:
+    """Hosts provider adapters (WebAssembly, ABI v1 in adapters_wasm/ABI.md).
+
+    Every call runs on a fresh instance of a pre-instantiated module, so no
+    message's data survives into the next call, under these limits:
+
+    - `fuel`: instruction budget per call (default 50 M) -> `adapter.out_of_fuel`
+    - `timeout_ms`: wall-clock deadline per call (default 50 ms, epoch-based,
+      to within 1 ms) -> `adapter.timeout`
+    - `memory_bytes`: linear memory cap (default 16 MiB, at most 64 MiB)
+      -> `adapter.memory_exceeded`
+    - `output_bytes`: output size cap (default 1 MiB) -> `adapter.bad_output`
+
+    Compiled code is cached in memory and, when `cache_dir` is given, on disk,
+    keyed by the wasm's SHA-256, the wasmtime version and the engine settings.
+    The directory must be private to Hermes: its files are loaded as machine
+    code. Calls release the GIL; the batch methods run many messages in one
+    call and report each message's failure in place, as an `AdapterError`.
+    """
+
+    def __new__(
+        cls,
+        cache_dir: str | os.PathLike[str] | None = None,
+        *,
+        fuel: int = ...,
+        timeout_ms: int = ...,
+        memory_bytes: int = ...,
+        output_bytes: int = ...,
+    ) -> AdapterRuntime:
+        """Raises `ValueError` for limits out of range."""
+    @property
+    def fuel(self) -> int: ...
+    @property
+    def timeout_ms(self) -> int: ...
+    @property
+    def memory_bytes(self) -> int: ...
+    @property
+    def output_bytes(self) -> int: ...
+    def load(self, wasm: bytes) -> AdapterInfo:
+        """Validate and load a module (no imports, the ABI's exports and
+        signatures, `hermes_abi_version() == 1`, a valid manifest).
+
+        Raises `AdapterError` (`adapter.invalid_module`). Loading bytes already
+        loaded returns the loaded version.
+        """
+    def unload(self, sha256: str) -> bool:
+        """Forget a version; calls in flight on it finish. False if it was not loaded."""
+    def loaded(self) -> list[str]:
+        """SHA-256s of the loaded versions, sorted."""
+    def build_request(self, sha256: str, input: bytes, base_url: str | None = None) -> bytes:
+        """Run `hermes_build_request` on one input; returns the `ok` JSON
+        (`{"method", "url", "headers", "body"}`).
+
+        The URL must be HTTPS to one of the manifest's `allowed_hosts`, or on
+        the origin of `base_url` (the provider account's configured endpoint),
+        else `AdapterError` `adapter.host_not_allowed`.
+        """
+    def build_requests(
+        self, sha256: str, inputs: list[bytes], base_url: str | None = None
+    ) -> list[bytes | AdapterError]:
+        """`build_request` for each input, in order, with the GIL released once."""
+    def parse_response(self, sha256: str, input: bytes) -> bytes:
+        """Run `hermes_parse_response` on `{"status", "headers", "body"}`; returns the `ok` JSON."""
+    def parse_responses(self, sha256: str, inputs: list[bytes]) -> list[bytes | AdapterError]:
+        """`parse_response` for each input, in order."""
+    def parse_callback(self, sha256: str, input: bytes) -> bytes:
+        """Run `hermes_parse_callback` on a received callback; returns the `ok` JSON."""
+    def parse_callbacks(self, sha256: str, inputs: list[bytes]) -> list[bytes | AdapterError]:
+        """`parse_callback` for each input, in order."""

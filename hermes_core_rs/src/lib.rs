@@ -4,6 +4,7 @@
 //! `python` feature, and the one export list of `hermes._core` is below.
 
 pub mod errors;
+pub mod sandbox;
 pub mod router;
 pub mod validate;
 pub mod wheel;
@@ -31,5 +32,8 @@ fn hermes_core_module(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyRes
     m.add_class::<python::wheel::PyWheel>()?;
     m.add_class::<python::cascade::PyEngine>()?;
     m.add_class::<python::cascade::PyCascade>()?;
+    m.add_class::<python::sandbox::AdapterRuntime>()?;
+    m.add_class::<python::sandbox::AdapterInfo>()?;
+    m.add("AdapterError", m.py().get_type::<python::sandbox::AdapterError>())?;
     Ok(())
 }

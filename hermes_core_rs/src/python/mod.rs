@@ -5,3 +5,4 @@ pub(crate) mod router;
 pub(crate) mod validate;
 pub(crate) mod wheel;
 pub(crate) mod cascade;
+pub(crate) mod sandbox;
