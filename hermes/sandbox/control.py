@@ -8,6 +8,7 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
+import httpx
 import msgspec
 
 from hermes.sandbox import credentials, ses
@@ -163,10 +164,30 @@ def install(ctx: Context, signer: SnsSigner) -> None:
                 state.ses_configuration_sets[name] = None
         return Response(200, b"<UnsubscribeResponse/>", "text/xml")
 
-    def whatsapp_webhook(request: Request) -> Response:
+    def whatsapp_webhook(request: Request) -> Any:
         if request.method == "PUT":
-            state.whatsapp_webhook = _body(request).get("url")
+            body = _body(request)
+            if body.get("url") and body.get("verify_token"):
+                return _verify_whatsapp_webhook(str(body["url"]), str(body["verify_token"]))
+            state.whatsapp_webhook = body.get("url")
         return json_response(200, {"url": state.whatsapp_webhook})
+
+    async def _verify_whatsapp_webhook(url: str, verify_token: str) -> Response:
+        # Meta's "Verify and save": GET with hub.* parameters; the endpoint must
+        # answer 200 with the challenge echoed, or the webhook is not set.
+        challenge = str(secrets.randbelow(10**9))
+        params = {"hub.mode": "subscribe", "hub.challenge": challenge,
+                  "hub.verify_token": verify_token}
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                answer = await client.get(url, params=params)
+        except httpx.HTTPError as exc:
+            return json_response(400, {"error": f"webhook verification failed: {exc}"})
+        if answer.status_code != 200 or answer.text.strip() != challenge:
+            return json_response(400, {"error": "webhook verification failed: the challenge "
+                                       "was not echoed", "status": answer.status_code})
+        state.whatsapp_webhook = url
+        return json_response(200, {"url": url, "verified": True})
 
     def sandbox_credentials(_: Request) -> Response:
         return json_response(200, credentials.provider_accounts(ctx.base_url))

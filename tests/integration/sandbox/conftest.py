@@ -12,6 +12,8 @@ import pytest
 from hermes.sandbox import Sandbox
 from hermes.sandbox.http import HttpServer, Request, Response, Router, start_server
 
+VERIFY_TOKEN = "let-me-in"
+
 
 @dataclass
 class Received:
@@ -34,6 +36,7 @@ class CallbackReceiver:
         router = Router()
         router.add("POST", "/{a}", self._accept)
         router.add("POST", "/{a}/{b}", self._accept)
+        router.add("GET", "/{a}", self._verify)
         self._server = await start_server(router, "127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._server.port}"
         return self
@@ -46,6 +49,13 @@ class CallbackReceiver:
         self.received.append(Received(request.path, request.query, request.headers, request.body))
         self._changed.set()
         return Response(200, b"", "text/plain")
+
+    def _verify(self, request: Request) -> Response:
+        """A webhook verification endpoint as Meta expects one: echo hub.challenge."""
+        query = request.query_params()
+        if query.get("hub.mode") == "subscribe" and query.get("hub.verify_token") == VERIFY_TOKEN:
+            return Response(200, query["hub.challenge"].encode(), "text/plain")
+        return Response(403, b"", "text/plain")
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]

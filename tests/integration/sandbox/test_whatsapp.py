@@ -12,7 +12,7 @@ import httpx
 from hermes.sandbox import Sandbox
 from hermes.sandbox.credentials import WHATSAPP
 
-from .conftest import CallbackReceiver
+from .conftest import VERIFY_TOKEN, CallbackReceiver
 
 AUTH = {"authorization": f"Bearer {WHATSAPP.access_token}"}
 PATH = f"/v21.0/{WHATSAPP.phone_number_id}/messages"
@@ -84,4 +84,18 @@ async def test_status_webhooks_are_batched_and_signed(
     assert len(posts) < len(statuses) == 10  # sent + delivered per message, fewer POSTs
     assert sorted((s["id"], s["status"]) for s in statuses) == sorted(
         (i, s) for i in ids for s in ("sent", "delivered"))
+    await http.put("/_sandbox/whatsapp/webhook", json={"url": None})
+
+
+async def test_webhook_is_set_only_if_the_endpoint_echoes_the_challenge(
+    receiver: CallbackReceiver, http: httpx.AsyncClient,
+) -> None:
+    url = receiver.url + "/wa-verify"
+    refused = await http.put("/_sandbox/whatsapp/webhook",
+                             json={"url": url, "verify_token": "wrong"})
+    assert refused.status_code == 400
+    assert (await http.get("/_sandbox/whatsapp/webhook")).json()["url"] is None
+    accepted = await http.put("/_sandbox/whatsapp/webhook",
+                              json={"url": url, "verify_token": VERIFY_TOKEN})
+    assert accepted.json() == {"url": url, "verified": True}
     await http.put("/_sandbox/whatsapp/webhook", json={"url": None})
