@@ -159,8 +159,8 @@ def install(ctx: Context, signer: SnsSigner) -> None:
 
     def unsubscribe(request: Request) -> Response:
         arn = request.query_params().get("SubscriptionArn", "")
-        for name in list(state.ses_configuration_sets):
-            if arn.startswith(f":ses-{name}-events:") or f":ses-{name}-events:" in arn:
+        for name, endpoint in list(state.ses_configuration_sets.items()):
+            if endpoint and arn == subscription_arn_for(ses.topic_arn(name), endpoint):
                 state.ses_configuration_sets[name] = None
         return Response(200, b"<UnsubscribeResponse/>", "text/xml")
 

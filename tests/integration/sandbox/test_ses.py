@@ -136,3 +136,17 @@ async def test_subscription_must_be_confirmed_before_events_flow(
     posts = await receiver.wait_for(path, 2)
     event = json.loads(json.loads(posts[1].body)["Message"])
     assert event["delivery"]["recipients"] == ["second@example.com"]
+
+
+async def test_unsubscribe_url_stops_events(
+    sandbox: Sandbox, receiver: CallbackReceiver, http: Any,
+) -> None:
+    path = f"/ses-{uuid.uuid4().hex}"
+    name = f"set-{uuid.uuid4().hex[:8]}"
+    await http.put(f"/_sandbox/ses/configuration-sets/{name}",
+                   json={"endpoint": receiver.url + path})
+    await asyncio.to_thread(_send, _client(sandbox), "a@example.com", ConfigurationSetName=name)
+    [post] = await receiver.wait_for(path, 1)
+    assert (await http.get(json.loads(post.body)["UnsubscribeURL"])).status_code == 200
+    sets = (await http.get("/_sandbox/ses/configuration-sets")).json()["configuration_sets"]
+    assert sets[name] is None
