@@ -94,6 +94,7 @@ class WhatsAppCredentials:
     phone_number_id: str
     business_account_id: str
     display_phone_number: str
+    webhook_verify_token: str
 
 
 def _b64url(raw: bytes) -> bytes:
@@ -169,9 +170,15 @@ WHATSAPP = WhatsAppCredentials(
     phone_number_id="100000000000001",
     business_account_id="200000000000001",
     display_phone_number="12015550199",
+    webhook_verify_token="sandbox-whatsapp-verify-token-0001",
 )
 
 PROVIDERS = ("twilio", "messente", "ses", "fcm", "whatsapp")
+
+
+def ses_topic_arn(configuration_set: str) -> str:
+    """The SNS topic the sandbox publishes a configuration set's SES events on."""
+    return f"arn:aws:sns:{SES.region}:{SES.account_id}:ses-{configuration_set}-events"
 
 
 def base_urls(sandbox_url: str) -> dict[str, str]:
@@ -217,6 +224,10 @@ def provider_accounts(sandbox_url: str) -> dict[str, dict[str, Any]]:
             "region": SES.region,
             "configuration_set": SES.configuration_set,
             "from": SES.from_address,
+            # Events of the default configuration set come from this SNS topic,
+            # signed with a certificate served under this URL prefix.
+            "sns_topic_arn": ses_topic_arn(SES.configuration_set),
+            "sns_cert_url_prefix": urls["ses"] + "/_sandbox/sns/",
         },
         "fcm": {
             "base_url": urls["fcm"],
@@ -229,5 +240,6 @@ def provider_accounts(sandbox_url: str) -> dict[str, dict[str, Any]]:
             "app_secret": WHATSAPP.app_secret,
             "phone_number_id": WHATSAPP.phone_number_id,
             "business_account_id": WHATSAPP.business_account_id,
+            "webhook_verify_token": WHATSAPP.webhook_verify_token,
         },
     }

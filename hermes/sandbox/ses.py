@@ -43,8 +43,7 @@ def error(status: int, error_type: str, message: str,
 
 
 def topic_arn(configuration_set: str) -> str:
-    ses = credentials.SES
-    return f"arn:aws:sns:{ses.region}:{ses.account_id}:ses-{configuration_set}-events"
+    return credentials.ses_topic_arn(configuration_set)
 
 
 def install(ctx: Context, signer: SnsSigner) -> None:

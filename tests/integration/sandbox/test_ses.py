@@ -13,7 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from hermes.sandbox import Sandbox
-from hermes.sandbox.credentials import SES
+from hermes.sandbox.credentials import SES, provider_accounts
 
 from .conftest import CallbackReceiver
 from .sns_verify import verify_sns
@@ -107,6 +107,10 @@ async def test_tampered_sns_message_fails_verification(
     await asyncio.to_thread(_send, _client(sandbox), "anyone@example.com")
     [post] = await receiver.wait_for(path, 1)
     envelope = json.loads(post.body)
+    # What test mode hands the SES adapter to trust sandbox notifications.
+    account = provider_accounts(sandbox.url)["ses"]
+    assert envelope["SigningCertURL"].startswith(account["sns_cert_url_prefix"])
+    assert envelope["TopicArn"] == account["sns_topic_arn"]
     envelope["Message"] = envelope["Message"].replace("Delivery", "Bounce")
     assert not await asyncio.to_thread(verify_sns, envelope)
 
