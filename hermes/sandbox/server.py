@@ -102,13 +102,18 @@ class Sandbox:
         await self.stop()
 
 
-async def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, **options: Any) -> None:
-    """Run the sandbox until cancelled or until SIGINT/SIGTERM."""
+async def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
+                handle_signals: bool = True, **options: Any) -> None:
+    """Run the sandbox until cancelled (or SIGINT/SIGTERM when `handle_signals`).
+
+    To embed it next to other servers in one loop, pass `handle_signals=False`
+    and cancel the task, or use `Sandbox` directly.
+    """
     sandbox = await Sandbox(host, port, **options).start()
     print(f"hermes provider sandbox listening on {sandbox.url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM) if handle_signals else ():
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 
 import httpx
 
-from hermes.sandbox import Sandbox
+from hermes.sandbox import Sandbox, serve
 from hermes.sandbox.credentials import TWILIO
 
 from .helpers import messente_send, twilio_send
@@ -81,3 +83,23 @@ async def test_credentials_endpoint_gives_base_urls(sandbox: Sandbox,
     assert accounts["twilio"]["account_sid"] == TWILIO.account_sid
     assert accounts["messente"]["base_url"] == sandbox.url + "/v1"
     assert accounts["fcm"]["service_account"]["token_uri"] == sandbox.url + "/token"
+
+
+async def test_serve_runs_until_cancelled() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    task = asyncio.create_task(serve("127.0.0.1", port, handle_signals=False))
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(100):
+                try:
+                    answer = await client.get(f"http://127.0.0.1:{port}/_sandbox/health")
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.02)
+        assert answer.json()["status"] == "ok"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
