@@ -5,7 +5,7 @@ The core does no I/O and reads no clock: time is always an argument.
 
 import os
 from collections.abc import Sequence
-from typing import Literal, NotRequired, TypedDict, final
+from typing import Any, Literal, NotRequired, TypedDict, final
 
 __version__: str
 # Mirrors the export list of the `#[pymodule]` in hermes_core_rs/src/lib.rs.
@@ -112,12 +112,16 @@ class ValidationResult:
         """`ok` with the normalised fields, or `ok` with `violations`."""
 
 def validate_message(
-    message: _MessageDict, policy: _PolicyDict | None, now_ms: int
+    message: _MessageDict | dict[str, Any],
+    policy: _PolicyDict | dict[str, Any] | None,
+    now_ms: int,
 ) -> ValidationResult:
     """Validate one message (recipient, content, cascade plan, tenant policy) at `now_ms`."""
 
 def validate_batch(
-    messages: list[_MessageDict] | bytes, policy: _PolicyDict | None, now_ms: int
+    messages: list[_MessageDict] | list[dict[str, Any]] | bytes,
+    policy: _PolicyDict | dict[str, Any] | None,
+    now_ms: int,
 ) -> list[ValidationResult]:
     """Validate many messages with the GIL released; `messages` may be a JSON array as bytes."""
 

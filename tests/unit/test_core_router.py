@@ -22,7 +22,7 @@ def router() -> _core.Router:
 
 def test_selection_is_deterministic_per_message_and_weighted_across_messages() -> None:
     r = router()
-    picks = Counter()
+    picks: Counter[str | None] = Counter()
     for i in range(2_000):
         first = r.select("t1", "sms", "GB", NOW, seed=f"msg_{i}")
         assert r.select("t1", "sms", "GB", NOW, seed=f"msg_{i}") == first
