@@ -23,6 +23,7 @@ import httptools
 import msgspec
 
 _log = logging.getLogger(__name__)
+MAX_BODY = 4 * 1024 * 1024  # bytes; larger request bodies are refused with 413
 _json_encode = msgspec.json.Encoder().encode
 _STATUS_LINES = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus
@@ -109,8 +110,8 @@ def _serialise(response: Response, keep_alive: bool) -> bytes:
 
 class _Connection(asyncio.Protocol):
     __slots__ = (
-        "_body", "_headers", "_inflight", "_open", "_parser", "_router", "_tasks", "_transport",
-        "_url",
+        "_body", "_body_size", "_headers", "_inflight", "_open", "_parser", "_router", "_tasks",
+        "_transport", "_url",
     )
 
     def __init__(
@@ -124,6 +125,7 @@ class _Connection(asyncio.Protocol):
         self._url = b""
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
+        self._body_size = 0
         # Answers not yet written, in request order: bytes, or a task still running.
         self._inflight: deque[tuple[asyncio.Future[Response] | Response, bool]] = deque()
 
@@ -148,9 +150,11 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
             if self._transport is not None:
-                answer = Response(400, b"bad request", "text/plain")
+                too_large = self._body_size > MAX_BODY
+                answer = (Response(413, b"request body too large", "text/plain") if too_large
+                          else Response(400, f"bad request: {exc}".encode(), "text/plain"))
                 self._transport.write(_serialise(answer, False))
                 self._transport.close()
 
@@ -159,6 +163,7 @@ class _Connection(asyncio.Protocol):
         self._url = b""
         self._headers = {}
         self._body = []
+        self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -170,6 +175,10 @@ class _Connection(asyncio.Protocol):
         self._headers[key] = text if previous is None else previous + ", " + text
 
     def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > MAX_BODY:
+            # Providers cap request sizes too; the sandbox should not buffer without bound.
+            raise httptools.HttpParserError("request body too large")
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -218,6 +227,9 @@ class _Connection(asyncio.Protocol):
                 response = pending
             self._inflight.popleft()
             self._write(response, keep_alive)
+            if response.close or not keep_alive:
+                self._inflight.clear()  # the connection is closing: nothing more goes out
+                return
 
     def _write(self, response: Response, keep_alive: bool) -> None:
         transport = self._transport
