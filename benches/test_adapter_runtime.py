@@ -141,7 +141,10 @@ def test_compile_vs_cache(benchmark: Any) -> None:
 
     compile_ms, disk_ms, memory_ms = (median(x) * 1e3 for x in (compiled, from_disk, in_memory))
     benchmark.extra_info.update(
-        adapter=ADAPTER.name, compile_ms=compile_ms, disk_cache_ms=disk_ms, memory_cache_ms=memory_ms
+        adapter=ADAPTER.name,
+        compile_ms=compile_ms,
+        disk_cache_ms=disk_ms,
+        memory_cache_ms=memory_ms,
     )
     _report("compile, median", compile_ms, "ms")
     _report("load from disk cache, median", disk_ms, "ms")

@@ -10,9 +10,9 @@ from typing import Any, Literal, NotRequired, TypedDict, final
 __version__: str
 # Mirrors the export list of the `#[pymodule]` in hermes_core_rs/src/lib.rs.
 __all__ = [
-    "AdapterRuntime",
-    "AdapterInfo",
     "AdapterError",
+    "AdapterInfo",
+    "AdapterRuntime",
     "Cascade",
     "CascadeEngine",
     "Router",

@@ -8,6 +8,8 @@ must still succeed: a contained failure leaves the process serving.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -397,3 +399,21 @@ def test_a_lower_memory_cap_applies_per_runtime() -> None:
     roomy = AdapterRuntime(memory_bytes=4 << 20)
     sha = roomy.load(module(build=grow)).sha256
     assert roomy.build_request(sha, GOOD_REQUEST) == GOOD_REQUEST
+
+
+def test_a_forked_child_still_enforces_deadlines() -> None:
+    # The epoch ticker is a thread, which fork() does not copy; the child's
+    # first call must start its own, or the deadline would never fire.
+    runtime = AdapterRuntime(fuel=2**63, timeout_ms=20)
+    sha = runtime.load(module(build=LOOP)).sha256
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        signal.alarm(5)  # a child stuck in the loop dies instead of hanging the suite
+        try:
+            runtime.build_request(sha, GOOD_REQUEST)
+            code = 2
+        except AdapterError as e:
+            code = 0 if e.code == "adapter.timeout" else 3
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -7,6 +7,7 @@
 //! `Store`, never here.
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -70,8 +71,29 @@ fn shared() -> Result<&'static Shared, String> {
 fn build() -> Result<Shared, String> {
     let engine = Engine::new(&config()).map_err(|e| format!("wasm engine: {e}"))?;
     let settings_hash = hash_settings(&engine);
-    spawn_ticker(&engine)?;
     Ok(Shared { engine, settings_hash })
+}
+
+/// The process whose ticker thread is running. A child forked after the
+/// engine was built inherits the engine but not the thread, and its deadlines
+/// would never fire; the first call in the child starts a ticker of its own.
+static TICKER_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Makes sure this process has its ticker; one atomic load when it does.
+pub(crate) fn ensure_ticker() -> Result<(), String> {
+    let pid = std::process::id();
+    let running = TICKER_PID.load(Ordering::Acquire);
+    if running == pid {
+        return Ok(());
+    }
+    // Exactly one thread wins the exchange and starts the ticker.
+    if TICKER_PID.compare_exchange(running, pid, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if let Err(e) = spawn_ticker(engine()?) {
+            TICKER_PID.store(running, Ordering::Release);
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 fn config() -> Config {

@@ -51,7 +51,9 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, String> {
         limits.validate()?;
-        Ok(Runtime { engine: engine::engine()?, limits, cache_dir, adapters: Default::default() })
+        let engine = engine::engine()?;
+        engine::ensure_ticker()?;
+        Ok(Runtime { engine, limits, cache_dir, adapters: Default::default() })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -62,6 +64,7 @@ impl Runtime {
     /// callable by its SHA-256. Loading bytes already loaded returns the
     /// loaded version.
     pub fn load(&self, wasm: &[u8]) -> Result<Loaded, AdapterError> {
+        engine::ensure_ticker().map_err(AdapterError::internal)?;
         let sha256: [u8; 32] = Sha256::digest(wasm).into();
         if let Some(adapter) = self.adapters.read().expect("adapters lock").get(&sha256) {
             let adapter = Arc::clone(adapter);
@@ -136,7 +139,10 @@ impl Runtime {
         inputs: &[&[u8]],
         base_url: Option<&str>,
     ) -> Vec<Result<String, AdapterError>> {
-        let base = match base_url.map(hosts::parse_base_url).transpose() {
+        let base = engine::ensure_ticker()
+            .map_err(AdapterError::internal)
+            .and_then(|()| base_url.map(hosts::parse_base_url).transpose());
+        let base = match base {
             Ok(base) => base,
             Err(e) => return inputs.iter().map(|_| Err(e.clone())).collect(),
         };
@@ -150,6 +156,7 @@ impl Runtime {
         input: &[u8],
         base_url: Option<&str>,
     ) -> Result<String, AdapterError> {
+        engine::ensure_ticker().map_err(AdapterError::internal)?;
         let base = base_url.map(hosts::parse_base_url).transpose()?;
         self.call_one(adapter, entry, input, base.as_ref())
     }

@@ -538,3 +538,27 @@ fn deadlines_cover_the_timeout() {
     assert_eq!(engine::deadline_ticks(Duration::from_millis(50)), 51);
     assert_eq!(engine::deadline_ticks(Duration::from_micros(1500)), 3);
 }
+
+#[test]
+fn a_start_function_that_loops_is_refused_at_load() {
+    let rt = runtime();
+    let wat = Wat {
+        extra: "(func $spin (loop $l (br $l))) (start $spin)".into(),
+        ..Wat::default()
+    };
+    let err = load_err(&rt, &wat);
+    assert_eq!(err.code(), "adapter.invalid_module", "{err}");
+    assert!(err.message.contains("adapter.out_of_fuel"), "{err}");
+    assert_serving(&rt);
+}
+
+#[test]
+fn an_input_larger_than_the_memory_cap_is_contained() {
+    let limits = Limits { memory_bytes: 1 << 20, output_bytes: 1 << 20, ..Limits::default() };
+    let rt = runtime_with(limits);
+    let adapter = load(&rt, &Wat::default());
+    let huge = vec![b' '; 2 << 20];
+    let err = rt.call(&adapter, Entry::ParseResponse, &huge, None).unwrap_err();
+    assert_eq!(err.code(), "adapter.memory_exceeded", "{err}");
+    assert_serving(&rt);
+}
