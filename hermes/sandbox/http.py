@@ -75,7 +75,8 @@ class Router:
         if "{" not in path and "(" not in path:
             self._exact[(method, path)] = handler
             return
-        regex = re.sub(r"\{(\w+)\}", r"([^/]+)", path)
+        pieces = re.split(r"\{\w+\}", path)
+        regex = "([^/]+)".join(re.escape(piece) for piece in pieces)
         self._patterns.append((method, re.compile("^" + regex + "$"), handler))
 
     def resolve(self, method: str, path: str) -> tuple[Handler | None, tuple[str, ...], bool]:

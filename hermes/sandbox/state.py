@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from hermes.sandbox.outcomes import Outcome
 
 RECORD_LIMIT = 10_000  # requests and receipts kept for inspection, oldest dropped
+MESSAGE_LIMIT = 100_000  # Twilio messages kept for GET, oldest dropped
 
 
 @dataclass(slots=True)
@@ -44,6 +45,9 @@ class SandboxState:
     ses_pending_subscriptions: dict[str, tuple[str, str]] = field(default_factory=dict)
     whatsapp_webhook: str | None = None
     fcm_access_tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry
+    # Twilio Message resources for GET: sid -> (resource, monotonic due time, final status).
+    twilio_messages: OrderedDict[str, tuple[dict[str, Any], float, str | None]] = field(
+        default_factory=OrderedDict)
     _sequence: int = 0
 
     def reset(self) -> None:
@@ -52,6 +56,7 @@ class SandboxState:
         self.receipts.clear()
         self.scripts.clear()
         self.outages.clear()
+        self.twilio_messages.clear()
 
     def record(
         self, provider: str, method: str, path: str, headers: dict[str, str],
@@ -69,6 +74,12 @@ class SandboxState:
             "status": status,
             "outcome": outcome.value if outcome is not None else None,
         })
+
+    def remember_twilio_message(self, message: dict[str, Any], due: float,
+                                final: str | None) -> None:
+        self.twilio_messages[message["sid"]] = (message, due, final)
+        if len(self.twilio_messages) > MESSAGE_LIMIT:
+            self.twilio_messages.popitem(last=False)
 
     def script(self, recipient: str, outcomes: list[ScriptedOutcome]) -> None:
         self.scripts[recipient] = deque(outcomes)

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import re
+import time
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus
@@ -26,6 +27,7 @@ from hermes.sandbox.sms import segments
 PROVIDER = "twilio"
 API_VERSION = "2010-04-01"
 PATH = "/2010-04-01/Accounts/{sid}/Messages.json"
+MESSAGE_PATH = "/2010-04-01/Accounts/{sid}/Messages/{message_sid}.json"
 _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 _SHORT_CODE = re.compile(r"^\d{3,8}$")
@@ -61,15 +63,37 @@ def signature(auth_token: str, url: str, params: dict[str, str]) -> str:
 def install(ctx: Context) -> None:
     creds = credentials.TWILIO
 
-    def send(request: Request) -> Any:
+    def authenticate(request: Request) -> Response | None:
         auth = request.headers.get("authorization")
         if auth is None:
             return error(401, 20003, "Authentication Error - No credentials provided")
-        user_pass = basic_credentials(auth)
-        if user_pass != (creds.account_sid, creds.auth_token):
+        if basic_credentials(auth) != (creds.account_sid, creds.auth_token):
             return error(401, 20003, "Authenticate")
         if request.params[0] != creds.account_sid:
             return error(404, 20404, f"The requested resource {request.path} was not found")
+        return None
+
+    def fetch(request: Request) -> Response:
+        refused = authenticate(request)
+        if refused is not None:
+            return refused
+        stored = ctx.state.twilio_messages.get(request.params[1])
+        if stored is None:
+            return error(404, 20404, f"The requested resource {request.path} was not found")
+        message, due, final = stored
+        if time.monotonic() < due or final is None:
+            return json_response(200, {**message, "status": "sent"})
+        failed = final == "undelivered"
+        return json_response(200, {
+            **message, "status": final,
+            "error_code": int(UNDELIVERED_ERROR) if failed else None,
+            "error_message": "Unreachable destination handset" if failed else None,
+        })
+
+    def send(request: Request) -> Any:
+        refused = authenticate(request)
+        if refused is not None:
+            return refused
         form = dict(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
         to = form.get("To", "")
         response, outcome = _check(ctx, form, to)
@@ -81,6 +105,7 @@ def install(ctx: Context) -> None:
         return response
 
     ctx.router.add("POST", PATH, send)
+    ctx.router.add("GET", MESSAGE_PATH, fetch)
 
 
 def _check(ctx: Context, form: dict[str, str], to: str) -> tuple[Response | None, Outcome | None]:
@@ -149,9 +174,11 @@ def _answer(ctx: Context, form: dict[str, str], outcome: Outcome, delay: float) 
         "to": form["To"],
         "uri": f"/{API_VERSION}/Accounts/{credentials.TWILIO.account_sid}/Messages/{sid}.json",
     }
+    final = None if outcome is Outcome.NO_RECEIPT else (
+        "undelivered" if outcome is Outcome.UNDELIVERED else "delivered")
+    ctx.state.remember_twilio_message(message, time.monotonic() + delay, final)
     callback = form.get("StatusCallback")
-    if callback and outcome is not Outcome.NO_RECEIPT:
-        final = "undelivered" if outcome is Outcome.UNDELIVERED else "delivered"
+    if callback and final is not None:
         ctx.receipts.send_later(delay, [
             _callback(callback, sid, form, "sent"), _callback(callback, sid, form, final),
         ])

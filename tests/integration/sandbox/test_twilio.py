@@ -95,3 +95,17 @@ async def test_status_callbacks_verify_with_the_sdk_validator(
         assert params["MessageSid"] == message.sid
         statuses.append(params["MessageStatus"])
     assert statuses == ["sent", "delivered"]
+
+
+async def test_sdk_fetch_shows_the_status_progressing(sandbox: Sandbox) -> None:
+    client = _client(sandbox)
+    sent = await asyncio.to_thread(client.messages.create, to="+447400000002",
+                                   from_=TWILIO.from_number, body="hi")
+    early = await asyncio.to_thread(client.messages(sent.sid).fetch)
+    assert early.status == "sent"
+    await asyncio.sleep(sandbox.state.config.receipt_delay + 0.05)
+    late = await asyncio.to_thread(client.messages(sent.sid).fetch)
+    assert (late.status, late.error_code) == ("undelivered", 30003)
+    with pytest.raises(TwilioRestException) as caught:
+        await asyncio.to_thread(client.messages("SM" + "0" * 32).fetch)
+    assert (caught.value.status, caught.value.code) == (404, 20404)
