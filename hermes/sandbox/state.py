@@ -10,7 +10,7 @@ from typing import Any
 from hermes.sandbox.outcomes import Outcome
 
 RECORD_LIMIT = 10_000  # requests and receipts kept for inspection, oldest dropped
-MESSAGE_LIMIT = 100_000  # Twilio messages kept for GET, oldest dropped
+MESSAGE_LIMIT = 50_000  # Twilio messages kept for GET (about 1 KiB each), oldest dropped
 
 
 @dataclass(slots=True)
