@@ -58,6 +58,9 @@ impl Level {
 /// larger one is freed so one burst does not pin memory.
 const KEEP_CAPACITY: usize = 1024;
 
+/// How many entries ahead `process` prefetches.
+const PREFETCH_AHEAD: usize = 16;
+
 /// Pending timers by message id.
 ///
 /// `advance` appends expired timers sorted by `max(deadline, t0)`, where `t0`
@@ -102,10 +105,12 @@ impl Wheel {
     /// same id. A deadline at or before the wheel's time fires on the next
     /// `advance`.
     pub fn insert(&mut self, id: u128, deadline_ms: u64) {
-        if !self.reschedule(id, deadline_ms) {
-            let idx = self.slab.insert(id, deadline_ms);
-            self.link(idx);
+        let (idx, existed) = self.slab.find_or_insert(id, deadline_ms);
+        if existed {
+            self.unlink(idx);
+            self.slab.get_mut(idx).deadline = deadline_ms;
         }
+        self.link(idx);
     }
 
     /// Cancels `id`'s pending timer; false if it had none (never set, already
@@ -184,7 +189,12 @@ impl Wheel {
         if let Location::Slot(level, slot) = location {
             self.levels[level].occupied &= !(1 << slot);
         }
-        for &idx in &taken {
+        for (n, &idx) in taken.iter().enumerate() {
+            // Entries of one slot are scattered over the slab: ask for the
+            // ones a few steps ahead now, so their loads overlap this one.
+            if let Some(&ahead) = taken.get(n + PREFETCH_AHEAD) {
+                self.slab.prefetch(ahead);
+            }
             let entry = *self.slab.get(idx);
             if entry.deadline <= self.elapsed {
                 out.push((entry.id, entry.deadline));
