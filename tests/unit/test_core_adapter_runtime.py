@@ -192,7 +192,8 @@ def test_adapter_errors_carry_the_adapters_code(rt: AdapterRuntime) -> None:
 
 
 def test_an_infinite_loop_runs_out_of_fuel(rt: AdapterRuntime) -> None:
-    assert call_error(rt, module(build=LOOP)).code == "adapter.out_of_fuel"
+    # 5 M fuel burns in a few ms, well inside the 50 ms deadline even on a busy box.
+    assert call_error(rt, module(build=LOOP), fuel=5_000_000).code == "adapter.out_of_fuel"
 
 
 def test_an_infinite_loop_with_unbounded_fuel_hits_the_deadline(rt: AdapterRuntime) -> None:

@@ -114,6 +114,12 @@ fn runtime() -> Runtime {
     runtime_with(Limits::default())
 }
 
+/// The default budget (50 M) takes tens of milliseconds to burn, as long as
+/// the deadline on a loaded box; 5 M runs out well before it.
+fn small_fuel() -> Limits {
+    Limits { fuel: 5_000_000, ..Limits::default() }
+}
+
 fn load(rt: &Runtime, wat: &Wat) -> Arc<Adapter> {
     rt.load(&wat.bytes()).expect("load").adapter
 }
@@ -155,7 +161,7 @@ fn echo_round_trips_and_reports_its_manifest() {
 
 #[test]
 fn infinite_loop_runs_out_of_fuel() {
-    let rt = runtime();
+    let rt = runtime_with(small_fuel());
     let err = call_err(&rt, &Wat::build("(loop $l (br $l)) (unreachable)"));
     assert_eq!(err.code(), "adapter.out_of_fuel", "{err}");
 }
@@ -541,7 +547,7 @@ fn deadlines_cover_the_timeout() {
 
 #[test]
 fn a_start_function_that_loops_is_refused_at_load() {
-    let rt = runtime();
+    let rt = runtime_with(small_fuel());
     let wat = Wat {
         extra: "(func $spin (loop $l (br $l))) (start $spin)".into(),
         ..Wat::default()
