@@ -180,6 +180,15 @@ def test_twilio_request_matches_the_straightforward_wasmtime_run(rt: AdapterRunt
     assert core["url"].startswith("https://api.twilio.com/2010-04-01/Accounts/AC0123/")
 
 
+def test_every_shipped_adapter_passes_the_hosts_checks(rt: AdapterRuntime) -> None:
+    shipped = sorted(BUILTIN.glob("*.wasm"))
+    assert {p.stem for p in shipped} >= {"echo", "twilio_sms"}
+    for path in shipped:
+        info = rt.load(path.read_bytes())
+        manifest = json.loads(info.manifest_json)
+        assert (info.name, info.allowed_hosts) == (path.stem, manifest["allowed_hosts"])
+
+
 def test_adapter_errors_carry_the_adapters_code(rt: AdapterRuntime) -> None:
     sha = rt.load(adapter("twilio_sms").path.read_bytes()).sha256
     with pytest.raises(AdapterError) as caught:
@@ -345,8 +354,9 @@ def test_the_gil_is_released_while_wasm_runs() -> None:
         ticks += 1
         time.sleep(0.001)
     worker.join()
-    # Python kept running for the whole ~300 ms the adapter spun.
-    assert ticks > 50
+    # Python kept running while the adapter spun for ~300 ms; with the GIL held
+    # this thread could not have counted at all until the call returned.
+    assert ticks > 10
 
 
 # --- Loading, caching, limits ---------------------------------------------------------

@@ -18,6 +18,9 @@ struct Fields {
     allowed_hosts: Vec<String>,
 }
 
+/// The channels Hermes delivers on.
+const CHANNELS: &[&str] = &["sms", "email", "push", "whatsapp"];
+
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub name: String,
@@ -54,8 +57,11 @@ pub(crate) fn parse(text: &str) -> Result<Manifest, AdapterError> {
     if !is_name(&fields.name) {
         return Err(invalid(format!("name {:?} must be lower-case snake_case", fields.name)));
     }
-    if fields.version.is_empty() || fields.channels.iter().any(String::is_empty) {
-        return Err(invalid("version and channel names must not be empty".into()));
+    if fields.version.is_empty() {
+        return Err(invalid("version must not be empty".into()));
+    }
+    if let Some(c) = fields.channels.iter().find(|c| !CHANNELS.contains(&c.as_str())) {
+        return Err(invalid(format!("channel {c:?} is not one of {CHANNELS:?}")));
     }
     let hosts = fields
         .allowed_hosts
@@ -95,6 +101,7 @@ mod tests {
             PLAIN.replace("twilio_sms", "Twilio SMS"),
             PLAIN.replace("api.twilio.com", "https://api.twilio.com/x"),
             PLAIN.replace("\"channels\":[\"sms\"],", ""),
+            PLAIN.replace("[\"sms\"]", "[\"sms\",\"fax\"]"),
             "[]".into(),
             r#"{"error":{"code":"adapter.broken","message":"x"}}"#.into(),
         ] {
