@@ -12,6 +12,9 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from hermes.infra.nats.connection import NatsConnection
+from hermes.infra.nats.publisher import StartPublisher
+from hermes.infra.postgres.contacts import PostgresContactStore
+from hermes.infra.postgres.messages import GroupCommitWriter
 from hermes.infra.postgres.pool import make_pool
 from hermes.infra.postgres.tenants import PostgresTenantStore
 from hermes.infra.redis.client import make_redis
@@ -32,9 +35,14 @@ class Container:
     nats: NatsConnection
     redis: Redis
     tenants: TenantStore
+    contacts: PostgresContactStore
+    writer: GroupCommitWriter
+    publisher: StartPublisher
     probes: list[Probe] = field(default_factory=list)
 
     async def close(self) -> None:
+        await self.publisher.stop()
+        await self.writer.stop()
         await self.nats.close()
         await self.redis.aclose()
         await self.pool.close()
@@ -68,7 +76,12 @@ async def open_container(settings: Settings, *, name: str) -> Container:
         nats=nats,
         redis=redis,
         tenants=PostgresTenantStore(pool),
+        contacts=PostgresContactStore(pool),
+        writer=GroupCommitWriter(pool),
+        publisher=StartPublisher(nats),
     )
+    container.writer.start()
+    container.publisher.start()
     container.probes = [PostgresProbe(pool), NatsProbe(nats), RedisProbe(redis)]
     return container
 

@@ -82,12 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run a worker (cascade engine and delivery)")
     worker.set_defaults(func=cmd_worker)
 
+    # Listed for --help; main() hands `hermes sandbox ...` to the sandbox's own parser.
+    sub.add_parser("sandbox", help="run the provider sandbox alone (see `hermes sandbox --help`)")
+
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.set_defaults(func=cmd_migrate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sandbox"]:
+        # The sandbox has its own options; hand them over untouched.
+        from hermes.sandbox.server import main as sandbox_main
+
+        return sandbox_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

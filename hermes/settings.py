@@ -29,6 +29,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     nats_url: str | None = None
     redis_url: str | None = None
 
+    # The provider sandbox that test-mode keys send through; `hermes dev` starts one when unset.
+    sandbox_url: str | None = None
+
     # The HTTP API.
     api_host: str = "127.0.0.1"
     api_port: int = msgspec.field(default=8080)

@@ -67,6 +67,9 @@ class _Closable:
     async def close(self) -> None:
         pass
 
+    async def stop(self) -> None:
+        pass
+
     async def aclose(self) -> None:
         pass
 
@@ -78,5 +81,8 @@ def fake_container(**settings: Any) -> Container:
         nats=_Closable(),  # type: ignore[arg-type]
         redis=_Closable(),  # type: ignore[arg-type]
         tenants=FakeTenantStore(),
+        contacts=None,  # type: ignore[arg-type]
+        writer=_Closable(),  # type: ignore[arg-type]
+        publisher=_Closable(),  # type: ignore[arg-type]
         probes=[FakeProbe("postgres"), FakeProbe("nats"), FakeProbe("redis")],
     )

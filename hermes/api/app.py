@@ -17,6 +17,7 @@ import hermes
 from hermes.api.account import AccountController
 from hermes.api.auth import provide_principal
 from hermes.api.health import HealthController
+from hermes.api.messages import MessagesController
 from hermes.api.problems import exception_handlers
 from hermes.bootstrap import Container, open_container
 from hermes.settings import Settings
@@ -61,7 +62,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         return c
 
     return Litestar(
-        route_handlers=[HealthController, AccountController],
+        route_handlers=[HealthController, AccountController, MessagesController],
         dependencies={
             "container": Provide(provide_container, sync_to_thread=False),
             "principal": Provide(provide_principal),

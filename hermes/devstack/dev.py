@@ -16,10 +16,13 @@ from typing import IO
 
 from hermes.bootstrap import open_container
 from hermes.devstack.procs import ChildProcess, wait_until
+from hermes.devstack.services import free_port
 from hermes.devstack.stack import DEV_PORTS, Stack, StackUrls
 from hermes.infra.postgres.migrate import migrate
 from hermes.settings import Settings, env_name, field_names
 from hermes.tenancy.devcreds import DevCredentials, ensure_dev_credentials, write_env_file
+
+SANDBOX_PORT = 8025
 
 
 class DevError(RuntimeError):
@@ -47,6 +50,16 @@ def run_dev(settings: Settings, *, reset: bool = False) -> int:
             database_url=urls.database_url, nats_url=urls.nats_url, redis_url=urls.redis_url
         )
         creds = asyncio.run(_credentials(resolved, root / "dev.env"))
+        if not resolved.sandbox_url:
+            port = free_port(SANDBOX_PORT)
+            sandbox = ChildProcess(
+                "sandbox", [sys.executable, "-m", "hermes", "sandbox", "--port", str(port)],
+                log_path=root / "logs" / "sandbox.log")
+            sandbox.start()
+            children.append(sandbox)
+            resolved = resolved.with_overrides(sandbox_url=f"http://127.0.0.1:{port}")
+            wait_until(lambda: _http_ok(f"{resolved.sandbox_url}/_sandbox/health"), timeout=30,
+                       what="provider sandbox", child=sandbox)
         env = _child_env(resolved)
         for role in ("api", "worker"):
             child = ChildProcess(role, [sys.executable, "-m", "hermes", role],
@@ -54,8 +67,9 @@ def run_dev(settings: Settings, *, reset: bool = False) -> int:
             child.start()
             children.append(child)
         ready_url = f"{settings.api_url}/readyz"
-        wait_until(lambda: _http_ok(ready_url), timeout=60, what="hermes api", child=children[0])
-        _banner(settings, urls, creds, root, time.monotonic() - started)
+        api = next(c for c in children if c.name == "api")
+        wait_until(lambda: _http_ok(ready_url), timeout=60, what="hermes api", child=api)
+        _banner(resolved, urls, creds, root, time.monotonic() - started)
         stop.running = True
         while not stop.is_set():
             for child in children:
@@ -163,6 +177,7 @@ Hermes is running at {url}   (ready in {took:.1f}s)
   PostgreSQL   {urls.database_url}
   NATS         {urls.nats_url}
   Redis        {urls.redis_url}
+  sandbox      {settings.sandbox_url}   (fake providers for test-mode keys)
   logs         {root / 'logs'}
   credentials  {root / 'dev.env'}   (HERMES_URL, HERMES_API_KEY, HERMES_ADMIN_TOKEN)
 

@@ -26,6 +26,8 @@ class Code(StrEnum):
     AUTH_MISSING = "auth.missing"
     AUTH_INVALID = "auth.invalid"
     AUTH_FORBIDDEN = "auth.forbidden"
+    RECIPIENT_UNKNOWN_CONTACT = "recipient.unknown_contact"
+    IDEMPOTENCY_CONFLICT = "idempotency.conflict"
     INTERNAL_ERROR = "internal.error"
     DEPENDENCY_UNAVAILABLE = "internal.dependency_unavailable"
 

@@ -96,6 +96,7 @@ catalogue! {
     AdapterBadOutput => ("adapter.bad_output", 424, false, "The provider adapter returned malformed output"),
     AdapterHostNotAllowed => ("adapter.host_not_allowed", 424, false, "The provider adapter asked for a host its manifest does not allow"),
     AdapterInvalidModule => ("adapter.invalid_module", 422, false, "The adapter module is not a valid Hermes adapter"),
+    AdapterBadInput => ("adapter.bad_input", 422, false, "The provider adapter could not use the message, credentials or configuration it was given"),
     // Provider outcomes.
     ProviderRejected => ("provider.rejected", 422, false, "The provider rejected the message"),
     ProviderInvalidRecipient => ("provider.invalid_recipient", 422, false, "The provider rejected the recipient"),
