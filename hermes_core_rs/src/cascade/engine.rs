@@ -6,7 +6,10 @@
 //! timer. Timer actions are carried out on the wheel *and* returned, so the
 //! host can persist each message's next deadline (DESIGN §3, guarantee 3).
 //! A cascade that finishes is dropped; an event for a message the engine does
-//! not hold returns [`Action::Unknown`].
+//! not hold returns [`Action::Unknown`]. Because finished cascades are not
+//! remembered, a redelivered `Start` for a message that already finished
+//! starts it again: the host checks the message's stored status before
+//! passing a `Start` on (it reads the row anyway to build the plan).
 
 use std::hash::{BuildHasherDefault, Hasher};
 

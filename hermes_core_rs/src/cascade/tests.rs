@@ -440,7 +440,7 @@ mod runs {
             prop_assert_eq!(self.timer, c.timer(), "the host's view of the timer matches the machine");
             prop_assert!(c.timer_invariant());
             if *c != before {
-                prop_assert!(kinds(&actions).len() > 0, "a transition without a timeline entry: {:?}", event);
+                prop_assert!(!kinds(&actions).is_empty(), "a transition without a timeline entry: {:?}", event);
             }
             if let Event::Receipt { step, .. } = event {
                 if was_finished && c.records().get(step as usize) != before.records().get(step as usize) {

@@ -105,7 +105,7 @@ mod tests {
     fn constants_cover_more_than_35_days() {
         assert_eq!(LEVEL_MULT, 64);
         assert_eq!(WHEEL_SPAN, 64u64.pow(6));
-        assert!(WHEEL_SPAN > 35 * 24 * 3_600_000);
+        const { assert!(WHEEL_SPAN > 35 * 24 * 3_600_000) };
         assert_eq!(level_range(NUM_LEVELS - 1), WHEEL_SPAN);
     }
 
@@ -120,7 +120,7 @@ mod tests {
             // Same from an unaligned time: what counts is the highest differing bit.
             let start = 3 * range + 5;
             assert_eq!(level_for(start, start + 1), 0);
-            assert_eq!(level_for(start, 4 * range - 1), level.max(0));
+            assert_eq!(level_for(start, 4 * range - 1), level);
             assert_eq!(level_for(start, 4 * range), level + 1);
         }
         assert_eq!(level_for(0, 0), 0);
