@@ -134,6 +134,41 @@ def test_sms_segments(body: str, encoding: str, units: int, segments: int) -> No
                      "characters": len(body), "units": units}
 
 
+_GSM_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXT = "^{}\\[~]|€"
+
+
+def reference_segments(body: str) -> tuple[str, int, int]:
+    """The rules written out plainly: fill parts greedily, never splitting a character."""
+    if all(c in _GSM_BASIC or c in _GSM_EXT for c in body):
+        costs, single, part, enc = [1 + (c in _GSM_EXT) for c in body], 160, 153, "GSM-7"
+    else:
+        costs = [len(c.encode("utf-16-le")) // 2 for c in body]
+        single, part, enc = 70, 67, "UCS-2"
+    total = sum(costs)
+    if total <= single:
+        return enc, total, 1 if total else 0
+    parts, used = 1, 0
+    for cost in costs:
+        if used + cost > part:
+            parts, used = parts + 1, 0
+        used += cost
+    return enc, total, parts
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", "Z", " ", "€", "{", "é", "Ω", "я", "😀", "👍🏽", "`"]),
+                max_size=400).map("".join))
+def test_segments_match_the_rules_written_plainly(body: str) -> None:
+    r = _core.validate_message(message(body=body, html="<p>hi</p>", steps=[{"channel": "email"}]),
+                               None, NOW)
+    assert r.sms is not None, r.violations
+    assert (r.sms["encoding"], r.sms["units"], r.sms["segments"]) == reference_segments(body)
+
+
 # Phone numbers against the `phonenumbers` library (Python port of libphonenumber)
 # as an oracle: start from its example numbers for every region and type, then
 # mutate digits, so both valid and invalid numbers near real ranges are tried.
@@ -170,9 +205,23 @@ def oracle(text: str) -> tuple[bool, str | None, str | None]:
             None if region == "001" else region)
 
 
+_CALLING_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+def _national_prefix(code: int) -> str:
+    region = phonenumbers.region_code_for_country_code(code)
+    meta = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+    return (meta.national_prefix if meta is not None else None) or "0"
+
+
 @st.composite
 def phone_inputs(draw: st.DrawFn) -> str:
     digits = list(draw(st.sampled_from(_EXAMPLES))[1:])
+    if draw(st.integers(0, 4)) == 0:
+        # Write the national prefix after the country code (+44 07400...).
+        code = phonenumbers.parse("+" + "".join(digits), None).country_code or 0
+        cut = len(str(code))
+        digits[cut:cut] = list(_national_prefix(code))
     for _ in range(draw(st.integers(0, 2))):
         i = draw(st.integers(0, len(digits) - 1))
         d = draw(st.sampled_from("0123456789"))
@@ -197,6 +246,20 @@ def phone_inputs(draw: st.DrawFn) -> str:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(phone_inputs())
 def test_phone_validation_agrees_with_libphonenumber(text: str) -> None:
+    r = validate_phone(text)
+    valid, e164, region = oracle(text)
+    assert r.ok == valid, (text, r.violations)
+    if valid:
+        assert r.phone is not None
+        assert (r.phone["e164"], r.phone["country"]) == (e164, region)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_CALLING_CODES), st.text("0123456789", min_size=2, max_size=14))
+def test_random_numbers_under_every_calling_code_agree_with_libphonenumber(
+    code: int, national: str
+) -> None:
+    text = f"+{code}{national}"
     r = validate_phone(text)
     valid, e164, region = oracle(text)
     assert r.ok == valid, (text, r.violations)

@@ -69,7 +69,7 @@ impl PyRouter {
         for (code, cost) in costs.unwrap_or_default() {
             by_country.push((country(Some(&code))?.expect("Some in, Some out"), cost));
         }
-        by_country.sort_by(|a, b| a.0.cmp(&b.0));
+        by_country.sort_by_key(|(code, _)| *code);
         let spec = AccountSpec {
             id: account_id,
             tenant,

@@ -164,10 +164,8 @@ fn check_content(m: &MessageInput, policy: &TenantPolicy, uses: ChannelSet, v: &
     control(m.push_title.as_deref(), "push.title", "the push title", false);
 
     let sms = body.map(content::sms_info);
-    if uses.contains(Channel::Sms) || uses.contains(Channel::Whatsapp) {
-        if is_blank(body) {
-            v.push(Violation::new(ErrorCode::ContentEmpty, "body", "SMS and WhatsApp steps need a body".into()));
-        }
+    if (uses.contains(Channel::Sms) || uses.contains(Channel::Whatsapp)) && is_blank(body) {
+        v.push(Violation::new(ErrorCode::ContentEmpty, "body", "SMS and WhatsApp steps need a body".into()));
     }
     if let (true, Some(info)) = (uses.contains(Channel::Sms), sms) {
         if info.segments > policy.max_segments {

@@ -1,17 +1,23 @@
 //! Phone numbers (SMS and WhatsApp): parsed to E.164 with libphonenumber's
-//! per-country metadata (the `phonenumber` crate), never with a regex.
+//! per-country metadata (the `phonenumber` crate), never with a regex of our own.
 //!
 //! Rules:
-//! - the number must carry its country code (`+` or an international form
-//!   such as `+1 (415) 555-2671`); a national number alone is ambiguous and is
-//!   rejected, because the API has no default region;
+//! - the number must carry its country code (`+14155552671`,
+//!   `+44 7400 123456`, `+49 (151) 2345-6789`); a national number alone is
+//!   ambiguous and is rejected, because the API has no default region;
 //! - it must be *valid* for its country, i.e. match one of the country's number
-//!   ranges (libphonenumber's `is_valid_number`), not only have a possible length;
+//!   ranges (libphonenumber's `isValidNumber`), not only have a possible length;
+//! - a national prefix written after the country code (`+44 07400...`) is
+//!   stripped exactly when libphonenumber would strip it;
 //! - extensions (`;ext=12`, `x12`) are rejected: an SMS cannot dial one.
 //!
-//! The line type (mobile, fixed line, VoIP...) comes from the same metadata;
-//! it is `None` where the metadata cannot tell (`FixedLineOrMobile` is reported
-//! as such).
+//! The common written forms (`+`, digits, spaces, dashes, dots, brackets) are
+//! parsed here against ranges compiled by `ranges.rs`; anything else (letters,
+//! `tel:` URIs, extensions) goes through `phonenumber::parse` first. The
+//! country is the region the number belongs to (`CA` for +1 416..., `JE` for a
+//! Jersey mobile); non-geographic numbers (+800, +882...) have none. The line
+//! type is the metadata's (`fixed_line_or_mobile` where a country's ranges
+//! do not tell the two apart, as in the US).
 
 use phonenumber::{ParseError, PhoneNumber};
 

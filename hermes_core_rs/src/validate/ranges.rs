@@ -170,7 +170,7 @@ impl Region {
             }
             _ => national[caps.get(0)?.end()..].to_string(),
         };
-        (!(viable(national) && !viable(&candidate))).then_some(candidate)
+        (!viable(national) || viable(&candidate)).then_some(candidate)
     }
 
     /// libphonenumber's `testNumberLength` against the general description
