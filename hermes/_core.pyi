@@ -239,7 +239,7 @@ class Wheel:
         """The wheel's time: the last `now_ms` advanced to."""
     def __len__(self) -> int: ...
     def insert(self, id: bytes | int, deadline_ms: int) -> None:
-        """Set `id`'s timer, replacing any pending one; a past deadline fires on the next advance."""
+        """Set `id`'s timer, replacing any pending one; a past deadline fires on next advance."""
     def insert_many(self, ids: bytes, deadlines: Sequence[int]) -> None:
         """Set many timers: `ids` packed (16 bytes each), one deadline per id."""
     def cancel(self, id: bytes | int) -> bool:
@@ -315,7 +315,12 @@ class _BareEvent(TypedDict):
     type: Literal["cancel", "expire"]
 
 _CascadeEvent = (
-    _StartEvent | _AcceptedEvent | _FailedAttemptEvent | _ReceiptEvent | _TimerFiredEvent | _BareEvent
+    _StartEvent
+    | _AcceptedEvent
+    | _FailedAttemptEvent
+    | _ReceiptEvent
+    | _TimerFiredEvent
+    | _BareEvent
 )
 
 class _DispatchAction(TypedDict):
@@ -355,7 +360,14 @@ class _NotifyAction(TypedDict):
     id: NotRequired[bytes]
     type: Literal["notify"]
     notice: Literal[
-        "scheduled", "sent", "delivered", "fallback", "late_delivered", "late_read", "read", "finished"
+        "scheduled",
+        "sent",
+        "delivered",
+        "fallback",
+        "late_delivered",
+        "late_read",
+        "read",
+        "finished",
     ]
     step: int | None
     outcome: str | None

@@ -22,8 +22,8 @@ from hermes.api.ingest import (
 )
 from hermes.bootstrap import Container
 from hermes.domain.errors import Code, HermesError
+from hermes.domain.jobs import StartCommand
 from hermes.domain.tenancy import Principal
-from hermes.infra.nats.publisher import StartCommand
 
 
 class MessageLinks(msgspec.Struct):

@@ -15,20 +15,10 @@ from uuid import UUID
 
 import msgspec
 
+from hermes.domain.jobs import StartCommand, cascade_subject
 from hermes.infra.nats.connection import NatsConnection
 
 log = logging.getLogger("hermes.publisher")
-
-
-class StartCommand(msgspec.Struct, frozen=True):
-    id: UUID
-    tenant_id: UUID
-    mode: str
-    spec: msgspec.Raw
-
-
-def start_subject(shard: int) -> str:
-    return f"hermes.cascade.{shard}"
 
 
 def start_msg_id(message_id: UUID) -> str:
@@ -73,7 +63,7 @@ class StartPublisher:
     async def _publish(self, shard: int, cmd: StartCommand) -> None:
         try:
             js = self.nats.jetstream()
-            await js.publish(start_subject(shard), _ENC.encode(cmd),
+            await js.publish(cascade_subject(shard), _ENC.encode(cmd),
                              headers={"Nats-Msg-Id": start_msg_id(cmd.id)}, timeout=5)
             self.published += 1
         except Exception as exc:

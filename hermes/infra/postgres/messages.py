@@ -73,8 +73,8 @@ RETURNING id
 """
 
 _INSERT_EVENT = """
-INSERT INTO message_events (message_id, seq, at, kind, data)
-VALUES (%s, 0, now(), 'accepted', %s::jsonb)
+INSERT INTO message_events (message_id, at, kind, data)
+VALUES (%s, %s, 'accepted', %s::jsonb)
 """
 
 
@@ -152,7 +152,8 @@ class GroupCommitWriter:
                     break
             fresh = [r for r in rows if r.id in inserted]
             if fresh:
-                await cur.executemany(_INSERT_EVENT, [(r.id, r.event_json) for r in fresh])
+                await cur.executemany(_INSERT_EVENT,
+                                      [(r.id, r.created_at, r.event_json) for r in fresh])
             results: list[Inserted] = []
             for r in rows:
                 if r.id in inserted:
@@ -168,7 +169,7 @@ async def _existing(cur: object, r: NewMessage) -> ExistingMessage:
     assert isinstance(cur, AsyncCursor)
     await cur.execute(
         "SELECT m.id, e.data->>'status', m.created_at, m.idempotency_hash FROM messages m"
-        " JOIN message_events e ON e.message_id = m.id AND e.seq = 0"
+        " JOIN message_events e ON e.message_id = m.id AND e.kind = 'accepted'"
         " WHERE m.tenant_id = %s AND m.idempotency_key = %s",
         (r.tenant_id, r.idempotency_key),
     )

@@ -76,14 +76,15 @@ CREATE UNIQUE INDEX messages_idempotency ON messages (tenant_id, idempotency_key
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX messages_open ON messages (shard, next_deadline) WHERE finished_at IS NULL;
 
+-- The timeline: every transition of a message, in order of `id`.
 CREATE TABLE message_events (
+    id          bigserial PRIMARY KEY,
     message_id  uuid NOT NULL REFERENCES messages (id),
-    seq         integer NOT NULL,
     at          timestamptz NOT NULL,
     kind        text NOT NULL,
-    data        jsonb NOT NULL DEFAULT '{}',
-    PRIMARY KEY (message_id, seq)
+    data        jsonb NOT NULL DEFAULT '{}'
 );
+CREATE INDEX message_events_message ON message_events (message_id, id);
 
 CREATE TABLE attempts (
     id                   uuid PRIMARY KEY,
