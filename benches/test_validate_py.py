@@ -15,13 +15,14 @@ second of this process (``time.process_time``), so other load on the machine
 does not skew them; the batch work is single-threaded, so that is one core.
 
     .venv/bin/pytest benches/test_validate_py.py            # pytest-benchmark figures
-    .venv/bin/python benches/test_validate_py.py --write BENCHMARKS.md
+    .venv/bin/python benches/test_validate_py.py --with-rust --write BENCHMARKS.md
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -241,15 +242,31 @@ def test_the_core_and_the_baseline_agree_and_report_a_ratio() -> None:
 SECTION = "## Validation and routing"
 
 
-def render(figures: dict[str, float], selects: float) -> str:
+def rust_figures() -> dict[str, float]:
+    """Run the crate's `validate` bench (one core, no Python) and read its figures."""
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        ["cargo", "bench", "--quiet", "-p", "hermes_core_rs", "--bench", "validate"],
+        cwd=root, capture_output=True, text=True, check=True,
+    ).stdout
+    return {m[1]: float(m[2]) for m in re.finditer(r"^(\w+): ([0-9.]+) ", out, re.M)}
+
+
+def render(figures: dict[str, float], selects: float, rust: dict[str, float] | None) -> str:
     base = figures["pure Python"]
+    rust_part = "" if not rust else f"""
+The same work in Rust without Python (`cargo bench -p hermes_core_rs --bench validate`,
+thread CPU time, best round; `--with-rust` above runs it): {rust["validate"]:,.0f} messages
+validated and {rust["router_select"]:,.0f} router selections per CPU-second.
+"""
     rows = "\n".join(
         f"| {name} | {value:,.0f} | {value / base:.1f}x |" for name, value in figures.items()
     )
     return f"""{SECTION}
 
-`.venv/bin/python benches/test_validate_py.py --write BENCHMARKS.md` (figures below) or
-`.venv/bin/pytest benches/test_validate_py.py` (pytest-benchmark timings of the same runs).
+`.venv/bin/python benches/test_validate_py.py --with-rust --write BENCHMARKS.md` gives the
+figures below; `.venv/bin/pytest benches/test_validate_py.py` gives pytest-benchmark timings
+of the same runs.
 Validation layers 3-6 from Python in batches of {BATCH:,} typical messages (an SMS that
 falls back to email: phone numbers from ten countries, distinct email addresses, a GSM-7
 OTP body, subject, two steps, an expiry), reading `ok`, the E.164 number and the
@@ -272,12 +289,13 @@ the path to use; bytes remain accepted.
 
 Routing: `Router.select` from Python, one call per send (four SMS accounts on two
 priorities, seeded weighted draw): {selects:,.0f} selections per CPU-second.
-"""
+{rust_part}"""
 
 
-def write(path: Path, figures: dict[str, float], selects: float) -> None:
+def write(path: Path, figures: dict[str, float], selects: float,
+          rust: dict[str, float] | None) -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = render(figures, selects)
+    section = render(figures, selects, rust)
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text)
@@ -290,14 +308,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", type=Path, help="update this file's validation section")
     parser.add_argument("--seconds", type=float, default=2.0, help="CPU seconds per implementation")
+    parser.add_argument("--with-rust", action="store_true", help="also run the crate's Rust bench")
     args = parser.parse_args()
     figures = measure(args.seconds)
     for name, value in figures.items():
         print(f"{name:22} {value:12,.0f} msg/CPU-s  {value / figures['pure Python']:6.1f}x")
     selects = router_rate(args.seconds)
     print(f"{'Router.select':22} {selects:12,.0f} calls/CPU-s")
+    rust = rust_figures() if args.with_rust else None
+    if rust:
+        print(f"{'Rust validate':22} {rust['validate']:12,.0f} msg/CPU-s")
+        print(f"{'Rust Router.select':22} {rust['router_select']:12,.0f} calls/CPU-s")
     if args.write:
-        write(args.write, figures, selects)
+        write(args.write, figures, selects, rust)
 
 
 if __name__ == "__main__":

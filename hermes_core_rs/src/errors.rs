@@ -86,6 +86,9 @@ catalogue! {
     QuotaExceeded => ("quota.exceeded", 429, false, "The tenant's quota is used up"),
     IdempotencyConflict => ("idempotency.conflict", 422, false, "The Idempotency-Key was used with a different request"),
     IdempotencyInProgress => ("idempotency.in_progress", 409, true, "A request with this Idempotency-Key is still in progress"),
+    // Tenant webhook endpoints.
+    WebhookInvalidUrl => ("webhook.invalid_url", 422, false, "The webhook URL is not an absolute http or https URL"),
+    WebhookTooManyEndpoints => ("webhook.too_many_endpoints", 422, false, "The tenant has as many webhook endpoints as allowed"),
     // Provider adapters (WASM sandbox). A definite adapter or credential
     // failure is 424 Failed Dependency: repeating the call cannot help, and
     // every 5xx in the catalogue is retryable.
