@@ -6,6 +6,8 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hermes._core import Cascade, CascadeEngine
 
@@ -171,3 +173,81 @@ def test_bad_events_are_rejected_before_anything_changes() -> None:
     with pytest.raises(KeyError):
         engine.apply([good, {"id": mid, "type": "receipt", "step": 0}], 0)
     assert len(engine) == 0, "a batch with a bad event applies nothing"
+
+
+_STEP = st.fixed_dictionaries(
+    {
+        "channel": st.sampled_from(["sms", "email", "push", "whatsapp"]),
+        "timeout_ms": st.integers(1_000, 60_000),
+    },
+    optional={
+        "success": st.sampled_from(["accepted", "delivered", "read"]),
+        "max_attempts": st.integers(1, 3),
+    },
+)
+_EVENT = st.one_of(
+    st.tuples(st.just("accepted"), st.integers(0, 20), st.booleans()),
+    st.tuples(st.just("rejected"), st.integers(0, 20), st.booleans()),
+    st.tuples(st.just("provider_error"), st.integers(0, 20), st.booleans()),
+    st.tuples(
+        st.just("receipt"),
+        st.integers(0, 20),
+        st.sampled_from(["sent", "delivered", "read", "undelivered", "failed", "bounced"]),
+    ),
+    st.tuples(st.just("tick"), st.integers(0, 90_000), st.none()),
+    st.tuples(st.just("cancel"), st.none(), st.none()),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    steps=st.lists(_STEP, min_size=1, max_size=3),
+    expires_in=st.one_of(st.none(), st.integers(1, 200_000)),
+    script=st.lists(_EVENT, max_size=25),
+)
+def test_any_run_through_the_engine_ends_once_and_never_dispatches_after(
+    steps: list[dict[str, Any]], expires_in: int | None, script: list[tuple[str, Any, Any]]
+) -> None:
+    mid = uuid.uuid4().bytes
+    plan: dict[str, Any] = {"steps": steps}
+    expires_at = None if expires_in is None else 1_000 + expires_in
+    if expires_at is not None:
+        plan["expires_at"] = expires_at
+    engine = CascadeEngine(1_000)
+    now = 1_000
+    log: list[tuple[int, Any]] = []
+
+    def record(actions: list[Any]) -> None:
+        log.extend((now, a) for a in actions)
+
+    record(engine.apply([{"id": mid, "type": "start", "plan": plan}], now))
+    for kind, arg, extra in script:
+        dispatched = [(a["step"], a["attempt"]) for _, a in log if a["type"] == "dispatch"]
+        if kind == "tick":
+            now += arg
+            record(engine.tick(now))
+        elif kind == "cancel":
+            record(engine.apply([{"id": mid, "type": "cancel"}], now))
+        elif dispatched:
+            step, attempt = dispatched[arg % len(dispatched)]
+            event: dict[str, Any] = {"id": mid, "type": kind, "step": step, "attempt": attempt}
+            if kind == "receipt":
+                event["status"] = extra
+            elif kind != "accepted":
+                event["retryable"] = extra
+            record(engine.apply([event], now))
+    # Left alone, its timers finish every cascade.
+    for _ in range(10):
+        if len(engine) == 0:
+            break
+        wake = engine.next_deadline()
+        assert wake is not None, "a live cascade without a timer"
+        now = max(now, wake)
+        record(engine.tick(now))
+    assert len(engine) == 0 and engine.timers == 0
+    types = [a["type"] for _, a in log]
+    assert types.count("finish") == 1
+    after = types[types.index("finish") :]
+    assert "dispatch" not in after and "set_timer" not in after
+    if expires_at is not None:
+        assert all(t < expires_at for t, a in log if a["type"] == "dispatch"), "sent after expiry"

@@ -7,6 +7,8 @@ import random
 import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hermes._core import Wheel
 
@@ -108,3 +110,46 @@ def test_bad_ids_and_times_are_rejected() -> None:
     with pytest.raises(ValueError):
         wheel.insert(b"x" * 16, -1)
     assert len(wheel) == 0
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("insert"), st.integers(0, 15), st.integers(-100, 5 * DAY_MS)),
+        st.tuples(st.just("cancel"), st.integers(0, 15), st.just(0)),
+        st.tuples(st.just("reschedule"), st.integers(0, 15), st.integers(-100, 80 * DAY_MS)),
+        st.tuples(st.just("advance"), st.just(0), st.integers(0, 3 * DAY_MS)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=_OPS)
+def test_random_operations_agree_with_a_dict_model(ops: list[tuple[str, int, int]]) -> None:
+    """Through the binding: every timer fires once, at its deadline, unless cancelled."""
+    now = 1_764_000_000_000
+    wheel = Wheel(now)
+    model: dict[bytes, int] = {}
+    ids = [
+        uuid.UUID(int=(n + 1) * 0x9E3779B97F4A7C15F39CC0605CEDC835 % 2**128).bytes
+        for n in range(16)
+    ]
+    for op, n, value in ops:
+        mid = ids[n]
+        if op == "insert":
+            wheel.insert(mid, max(0, now + value))
+            model[mid] = max(0, now + value)
+        elif op == "cancel":
+            assert wheel.cancel(mid) == (model.pop(mid, None) is not None)
+        elif op == "reschedule":
+            assert wheel.reschedule(mid, now + value) == (mid in model)
+            if mid in model:
+                model[mid] = now + value
+        else:
+            now += value
+            due = sorted((d, i) for i, d in model.items() if d <= now)
+            fired = wheel.advance(now)
+            assert sorted((d, i) for i, d in fired) == due
+            for _, i in due:
+                del model[i]
+        assert len(wheel) == len(model)
