@@ -528,6 +528,8 @@ class AdapterRuntime:
     The directory must be private to Hermes: its files are loaded as machine
     code. Calls release the GIL; the batch methods run many messages in one
     call and report each message's failure in place, as an `AdapterError`.
+    At most 64 calls run at once per process (the pooled instances); a call
+    beyond that fails at once with `internal.error`, which is retryable.
     """
 
     def __new__(

@@ -7,9 +7,9 @@
 //! `Store`, never here.
 
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::{
@@ -25,10 +25,26 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// pool's slots.
 pub(crate) const MAX_MEMORY_BYTES: usize = 64 << 20;
 
-/// Instances that may be alive at once across the process. An instance lives
-/// for one call, so this bounds concurrent calls, not adapters; a 2-core box
-/// runs a handful of threads, and the rest is headroom for bursts.
-pub(crate) const POOL_INSTANCES: u32 = 64;
+/// Instances that may be alive at once across the process, by default. An
+/// instance lives for one call, so this bounds concurrent calls, not adapters;
+/// a 2-core box runs a handful of threads, and the rest is headroom for bursts.
+/// A call beyond it fails at once with `internal.error` (retryable).
+pub const DEFAULT_POOL_INSTANCES: u32 = 64;
+
+static POOL_INSTANCES: AtomicU32 = AtomicU32::new(DEFAULT_POOL_INSTANCES);
+
+/// Sizes the instance pool; only before the engine is built (the first
+/// `Runtime`), since the pool is reserved up front.
+pub fn set_pool_instances(instances: u32) -> Result<(), String> {
+    if SHARED.get().is_some() {
+        return Err("the sandbox engine is already built; size the pool before the first runtime".into());
+    }
+    if instances == 0 {
+        return Err("the pool needs at least one instance".into());
+    }
+    POOL_INSTANCES.store(instances, Ordering::Release);
+    Ok(())
+}
 
 /// Native stack for wasm frames. Deep recursion past this traps with a stack
 /// overflow (reported as `adapter.trap`) instead of touching the host stack.
@@ -98,9 +114,10 @@ pub(crate) fn ensure_ticker() -> Result<(), String> {
 
 fn config() -> Config {
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_core_instances(POOL_INSTANCES)
-        .total_memories(POOL_INSTANCES)
-        .total_tables(POOL_INSTANCES)
+    let instances = POOL_INSTANCES.load(Ordering::Acquire);
+    pool.total_core_instances(instances)
+        .total_memories(instances)
+        .total_tables(instances)
         .max_memories_per_module(1)
         .max_tables_per_module(1)
         .table_elements(10_000)
@@ -152,26 +169,51 @@ impl Hasher for Sha256Hasher {
     }
 }
 
+/// Tick `n` is due at `EPOCH_START + n * EPOCH_TICK`.
+static EPOCH_START: OnceLock<Instant> = OnceLock::new();
+/// Ticks applied to the engine's epoch so far (by this process's ticker, or
+/// inherited across a fork together with the epoch itself).
+static TICKS_APPLIED: AtomicU64 = AtomicU64::new(0);
+
+fn ticks_due() -> u64 {
+    EPOCH_START.get().map_or(0, |start| {
+        u64::try_from(start.elapsed().as_nanos() / EPOCH_TICK.as_nanos()).unwrap_or(u64::MAX)
+    })
+}
+
 /// One thread for the whole process: it only advances the epoch counter, and
-/// it holds a weak handle so it never keeps the engine alive by itself.
+/// it holds a weak handle so it never keeps the engine alive by itself. On a
+/// busy box one sleep can last many ticks; it then catches up, so the epoch
+/// follows the wall clock rather than the ticker's share of the CPU.
 fn spawn_ticker(engine: &Engine) -> Result<(), String> {
     let weak = engine.weak();
+    EPOCH_START.get_or_init(Instant::now);
     std::thread::Builder::new()
         .name("hermes-wasm-epoch".into())
         .spawn(move || loop {
             std::thread::sleep(EPOCH_TICK);
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => return,
+            let Some(engine) = weak.upgrade() else { return };
+            let due = ticks_due();
+            while TICKS_APPLIED.load(Ordering::Acquire) < due {
+                engine.increment_epoch();
+                TICKS_APPLIED.fetch_add(1, Ordering::Release);
             }
         })
         .map(drop)
         .map_err(|e| format!("wasm epoch ticker: {e}"))
 }
 
-/// Epoch ticks that cover a deadline of `timeout`: rounded up, plus one tick
-/// because the current tick may be about to end.
+/// The epoch deadline for a call starting now with `timeout`: the ticks that
+/// cover it, plus however far the ticker is behind the clock right now (it
+/// is about to catch up, and that must not eat into this call's time).
 pub(crate) fn deadline_ticks(timeout: Duration) -> u64 {
+    let lag = ticks_due().saturating_sub(TICKS_APPLIED.load(Ordering::Acquire));
+    ticks_for(timeout).saturating_add(lag)
+}
+
+/// Epoch ticks that cover `timeout`: rounded up, plus one tick because the
+/// current tick may be about to end.
+pub(crate) fn ticks_for(timeout: Duration) -> u64 {
     let tick = EPOCH_TICK.as_nanos();
     let ticks = timeout.as_nanos().div_ceil(tick);
     u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)

@@ -31,6 +31,7 @@ pub(crate) mod runtime;
 mod tests;
 
 pub use cache::Source;
+pub use engine::{set_pool_instances, DEFAULT_POOL_INSTANCES};
 pub use error::{AdapterError, Origin};
 pub use limits::{Limits, DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, DEFAULT_OUTPUT_BYTES, DEFAULT_TIMEOUT};
 pub use manifest::Manifest;
