@@ -566,8 +566,9 @@ class AdapterRuntime:
         (`{"method", "url", "headers", "body"}`).
 
         The URL must be HTTPS to one of the manifest's `allowed_hosts`, or on
-        the origin of `base_url` (the provider account's configured endpoint),
-        else `AdapterError` `adapter.host_not_allowed`.
+        the origin of `base_url` (the provider account's configured endpoint;
+        None or "" when it has none), else `AdapterError`
+        `adapter.host_not_allowed`.
         """
     def build_requests(
         self, sha256: str, inputs: list[bytes], base_url: str | None = None

@@ -141,7 +141,7 @@ impl Runtime {
     ) -> Vec<Result<String, AdapterError>> {
         let base = engine::ensure_ticker()
             .map_err(AdapterError::internal)
-            .and_then(|()| base_url.map(hosts::parse_base_url).transpose());
+            .and_then(|()| configured(base_url).map(hosts::parse_base_url).transpose());
         let base = match base {
             Ok(base) => base,
             Err(e) => return inputs.iter().map(|_| Err(e.clone())).collect(),
@@ -157,7 +157,7 @@ impl Runtime {
         base_url: Option<&str>,
     ) -> Result<String, AdapterError> {
         engine::ensure_ticker().map_err(AdapterError::internal)?;
-        let base = base_url.map(hosts::parse_base_url).transpose()?;
+        let base = configured(base_url).map(hosts::parse_base_url).transpose()?;
         self.call_one(adapter, entry, input, base.as_ref())
     }
 
@@ -176,6 +176,11 @@ impl Runtime {
         }
         Ok(ok.to_owned())
     }
+}
+
+/// An account without a base URL may pass `None` or an empty string.
+fn configured(base_url: Option<&str>) -> Option<&str> {
+    base_url.filter(|s| !s.trim().is_empty())
 }
 
 fn parse_sha256(hex: &str) -> Result<[u8; 32], AdapterError> {

@@ -436,6 +436,9 @@ fn build_request_urls_must_go_to_allowed_hosts() {
     let local = br#"{"method":"POST","url":"http://127.0.0.1:8900/v1/send","headers":[],"body":""}"#;
     assert!(rt.call(&adapter, Entry::BuildRequest, local, Some("http://127.0.0.1:8900")).is_ok());
     assert!(rt.call(&adapter, Entry::BuildRequest, local, None).is_err());
+    // An account without a base URL may pass an empty string.
+    assert!(rt.call(&adapter, Entry::BuildRequest, local, Some("")).is_err());
+    assert!(rt.call(&adapter, Entry::BuildRequest, GOOD_REQUEST, Some("")).is_ok());
     // Other entries return what they return; only requests carry URLs.
     assert!(rt.call(&adapter, Entry::ParseResponse, evil, None).is_ok());
     let shapeless = br#"{"url":"https://api.example.com/"}"#;
