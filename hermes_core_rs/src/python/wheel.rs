@@ -77,13 +77,13 @@ impl PyWheel {
         if ids.len() != deadlines.len() {
             return Err(PyValueError::new_err(format!("{} ids but {} deadlines", ids.len(), deadlines.len())));
         }
-        let deadlines = deadlines.into_iter().map(deadline_from).collect::<PyResult<Vec<u64>>>()?;
+        let timers = ids
+            .into_iter()
+            .zip(deadlines)
+            .map(|(id, d)| Ok((id, deadline_from(d)?)))
+            .collect::<PyResult<Vec<(u128, u64)>>>()?;
         let inner = &mut self.inner;
-        py.detach(|| {
-            for (id, d) in ids.into_iter().zip(deadlines) {
-                inner.insert(id, d);
-            }
-        });
+        py.detach(|| inner.insert_many(&timers));
         Ok(())
     }
 
@@ -96,7 +96,7 @@ impl PyWheel {
     fn cancel_many(&mut self, py: Python<'_>, ids: &[u8]) -> PyResult<usize> {
         let ids = unpack_ids(ids)?;
         let inner = &mut self.inner;
-        Ok(py.detach(|| ids.into_iter().filter(|&id| inner.cancel(id)).count()))
+        Ok(py.detach(|| inner.cancel_many(&ids)))
     }
 
     /// Move `id`'s pending timer; False (and nothing set) if it had none.

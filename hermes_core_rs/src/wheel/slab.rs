@@ -201,6 +201,45 @@ impl Slab {
         self.len -= 1;
     }
 
+    /// The order in which to apply a batch of `n` ids (`id_at(i)` the i-th)
+    /// so the index is walked roughly in bucket order rather than at random:
+    /// a stable counting sort on the top 16 bits of each id's bucket, after
+    /// making room for `extra` new ids (so the buckets do not move midway).
+    /// Stable, so a repeated id keeps its order. Small batches keep theirs.
+    pub(crate) fn batch_order(&mut self, n: usize, extra: usize, id_at: impl Fn(usize) -> u128) -> Vec<u32> {
+        const KEY_BITS: u32 = 16;
+        if n < 4096 {
+            return (0..n as u32).collect();
+        }
+        if self.stale >= MIN_SWEEP.max(self.len) {
+            self.sweep();
+        }
+        let pages = &self.pages;
+        self.index.reserve(extra, |&(i, _)| hash_id(cell(pages, i).id));
+        // hashbrown keeps buckets a power of two with 7/8 of them usable.
+        let buckets = (self.index.capacity() / 7 * 8).max(1).next_power_of_two();
+        let bucket_bits = buckets.trailing_zeros();
+        let shift = bucket_bits.saturating_sub(KEY_BITS);
+        let key = |i: usize| ((hash_id(id_at(i)) as usize & (buckets - 1)) >> shift) as u32;
+        let keys: Vec<u32> = (0..n).map(key).collect();
+        let mut starts = vec![0u32; 1 << KEY_BITS.min(bucket_bits)];
+        for &k in &keys {
+            starts[k as usize] += 1;
+        }
+        let mut total = 0;
+        for s in starts.iter_mut() {
+            let count = *s;
+            *s = total;
+            total += count;
+        }
+        let mut order = vec![0u32; n];
+        for (i, &k) in keys.iter().enumerate() {
+            order[starts[k as usize] as usize] = i as u32;
+            starts[k as usize] += 1;
+        }
+        order
+    }
+
     /// Drops every stale index pair.
     fn sweep(&mut self) {
         let pages = &self.pages;

@@ -151,6 +151,33 @@ fn insert_replaces_an_existing_timer() {
 }
 
 #[test]
+fn batches_act_like_single_calls_in_order() {
+    // Large enough for the bucket-ordered path, with repeated ids: the last
+    // deadline given for an id wins, as with `insert` one after the other.
+    let mut batch: Vec<(u128, u64)> = (0..10_000u128).map(|i| (i * 0x9e37_79b9_7f4a_7c15, 1_000 + (i as u64 % 977))).collect();
+    let repeats: Vec<(u128, u64)> = batch[..3_000].iter().map(|&(id, d)| (id, d + 50_000)).collect();
+    batch.extend(repeats);
+    let mut one_by_one = Wheel::new(0);
+    for &(id, d) in &batch {
+        one_by_one.insert(id, d);
+    }
+    let mut batched = Wheel::new(0);
+    batched.insert_many(&batch);
+    assert_eq!(batched.len(), 10_000);
+    for &(id, _) in &batch {
+        assert_eq!(batched.deadline(id), one_by_one.deadline(id));
+    }
+    let cancel: Vec<u128> = batch.iter().step_by(2).map(|&(id, _)| id).chain([u128::MAX]).collect();
+    let expected = cancel.iter().filter(|&&id| one_by_one.cancel(id)).count();
+    assert_eq!(batched.cancel_many(&cancel), expected);
+    assert_eq!(batched.len(), one_by_one.len());
+    let (mut a, mut b) = (advance(&mut batched, 100_000), advance(&mut one_by_one, 100_000));
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+}
+
+#[test]
 fn reschedule_across_levels_both_ways() {
     let deadlines = [5, 70, 5_000, 300_000, 20_000_000, 2_000_000_000, WHEEL_SPAN + 9];
     for &from in &deadlines {
