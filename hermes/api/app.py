@@ -19,6 +19,7 @@ from hermes.api.auth import provide_principal
 from hermes.api.health import HealthController
 from hermes.api.messages import MessagesController
 from hermes.api.problems import exception_handlers
+from hermes.api.webhooks import WebhooksController
 from hermes.bootstrap import Container, open_container
 from hermes.settings import Settings
 
@@ -62,7 +63,8 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         return c
 
     return Litestar(
-        route_handlers=[HealthController, AccountController, MessagesController],
+        route_handlers=[HealthController, AccountController, MessagesController,
+                        WebhooksController],
         dependencies={
             "container": Provide(provide_container, sync_to_thread=False),
             "principal": Provide(provide_principal),

@@ -1,0 +1,52 @@
+"""From cascade events to pending webhook deliveries, in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from psycopg import AsyncConnection
+
+from hermes.webhooks.events import WebhookEvent, body_of
+
+# One statement for the whole batch: every event is joined to every enabled endpoint
+# of its tenant. clock_timestamp() rather than now() so deliveries made in one
+# transaction list in the order their events were given.
+_INSERT = """
+INSERT INTO webhook_deliveries
+    (id, endpoint_id, tenant_id, message_id, event_type, payload, created_at, next_attempt_at)
+SELECT gen_random_uuid(), e.id, ev.tenant_id, ev.message_id, ev.type, ev.body::jsonb,
+       clock_timestamp(), now()
+FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[]) WITH ORDINALITY
+     AS ev(tenant_id, message_id, type, body, n)
+JOIN webhook_endpoints e ON e.tenant_id = ev.tenant_id AND e.enabled
+ORDER BY ev.n, e.id
+"""
+
+
+async def enqueue(
+    conn: AsyncConnection[Any], events: Sequence[WebhookEvent], *, now: datetime | None = None
+) -> int:
+    """Queue one delivery per event and enabled endpoint of the event's tenant.
+
+    Runs on `conn` without committing: the deliveries become visible to the
+    dispatcher when the caller's transaction commits, together with the state
+    change they report. Returns the number of deliveries queued.
+    """
+    if not events:
+        return 0
+    now = now or datetime.now(UTC)
+    tenants: list[UUID] = []
+    messages: list[UUID] = []
+    types: list[str] = []
+    bodies: list[str] = []
+    for event in events:
+        tenants.append(event.tenant_id)
+        messages.append(event.message_id)
+        types.append(event.type)
+        bodies.append(msgspec.json.encode(body_of(event, now)).decode())
+    cur = await conn.execute(_INSERT, (tenants, messages, types, bodies))
+    return max(cur.rowcount, 0)
