@@ -305,8 +305,11 @@ impl Cascade {
                 out.push(timeline(Kind::StepTimedOut, Some(step), None, None));
                 self.next_step(now, out);
             }
-            // Fired early (a host driving timers itself): wait on.
-            Phase::Scheduled | Phase::Active => self.set_timer(deadline, out),
+            // Fired before what it waits for (a host driving timers itself, or
+            // a restored state whose timer was off): wait for the real deadline,
+            // which is after `now`, so a tick loop cannot spin on it.
+            Phase::Scheduled => self.set_timer(self.bounded(self.plan.send_at.unwrap_or(0)), out),
+            Phase::Active => self.set_timer(self.bounded(self.step_deadline), out),
             Phase::Created | Phase::Finished(_) => unreachable!("no timer in {:?}", self.phase),
         }
     }

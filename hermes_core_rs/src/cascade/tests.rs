@@ -237,6 +237,24 @@ fn success_criteria_accepted_delivered_read() {
 }
 
 #[test]
+fn a_timer_fired_before_its_time_waits_for_the_real_deadline() {
+    let mut c = Cascade::new();
+    run(&mut c, Event::Start(plan(vec![step(Channel::Sms, 30_000)])), 0);
+    // A state whose timer says 10 s while the step runs to 30 s.
+    c.timer = Some(10_000);
+    let a = run(&mut c, Event::TimerFired { deadline: 10_000 }, 10_000);
+    assert_eq!(a, vec![Action::SetTimer { deadline: 30_000 }]);
+    let mut e = Engine::new(0);
+    let mut skewed = Cascade::new();
+    run(&mut skewed, Event::Start(plan(vec![step(Channel::Sms, 30_000)])), 0);
+    skewed.timer = Some(5);
+    e.insert(1, skewed);
+    let mut out = Vec::new();
+    e.tick(20_000, &mut out); // terminates, re-armed for the step's deadline
+    assert_eq!(out, vec![(1, Action::SetTimer { deadline: 30_000 })]);
+}
+
+#[test]
 fn cancel_ends_once_and_duplicates_change_nothing() {
     let mut c = Cascade::new();
     let p = plan(vec![step(Channel::Sms, 30_000)]);
