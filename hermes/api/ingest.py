@@ -20,12 +20,12 @@ from hermes import _core
 from hermes.domain.errors import Code, FieldError, HermesError
 from hermes.domain.ids import shard_of, uuid7
 from hermes.domain.messages import Address, MessageCreate, MessageSpec
-from hermes.domain.plan import Contact, draft, spec_from
+from hermes.domain.plan import Contact, Draft, draft, spec_from
 from hermes.domain.tenancy import Principal
 from hermes.infra.postgres.messages import Inserted, NewMessage
 
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_DECODER = msgspec.json.Decoder(MessageCreate)
+DECODER = msgspec.json.Decoder(MessageCreate)
 _ENCODER = msgspec.json.Encoder()
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -33,16 +33,16 @@ MAX_IDEMPOTENCY_KEY = 255
 def decode_create(body: bytes) -> MessageCreate:
     """Layer 1: the body is JSON of the right shape, else a problem naming the field."""
     try:
-        return _DECODER.decode(body)
+        return DECODER.decode(body)
     except msgspec.ValidationError as exc:
         raise HermesError(Code.REQUEST_INVALID, str(exc),
-                          errors=[FieldError(Code.REQUEST_INVALID, _path(str(exc)),
+                          errors=[FieldError(Code.REQUEST_INVALID, error_path(str(exc)),
                                              str(exc))]) from None
     except msgspec.DecodeError as exc:
         raise HermesError(Code.REQUEST_MALFORMED, str(exc)) from None
 
 
-def _path(message: str) -> str | None:
+def error_path(message: str) -> str | None:
     m = _AT.search(message)
     if not m:
         return None
@@ -64,11 +64,22 @@ def contact_lookup_key(to: str | Address) -> str | None:
 def prepare(req: MessageCreate, contact: Contact | None, now_ms: int,
             policy: dict[str, Any] | None = None) -> MessageSpec:
     """Layers 3-6: every violation at once, or the normalised spec."""
+    req, d = predraft(req, contact)
+    result = _core.validate_message(d.core_input, policy, now_ms)
+    return conclude(req, d, result, contact)
+
+
+def predraft(req: MessageCreate, contact: Contact | None) -> tuple[MessageCreate, Draft]:
+    """The request reshaped for the core (a batch validates all drafts in one call)."""
     if isinstance(req.to, str) and contact is None:
         req = _literal_recipient(req)
     req = _with_default_subject(req)
-    d = draft(req, contact)
-    result = _core.validate_message(d.core_input, policy, now_ms)  # type: ignore[arg-type]
+    return req, draft(req, contact)
+
+
+def conclude(req: MessageCreate, d: Draft, result: _core.ValidationResult,
+             contact: Contact | None) -> MessageSpec:
+    """The normalised spec, or a problem with every violation the draft and the core found."""
     errors = list(d.errors)
     errors += [FieldError(v["code"], v["field"], v["detail"]) for v in result.violations]
     if errors:

@@ -1,15 +1,18 @@
-"""`/v1/messages`: send, read, list and cancel."""
+"""`/v1/messages`: send, send many, read, list and cancel."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import HeaderParameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 
+from hermes.api import batch as batching
 from hermes.api.ingest import (
     Accepted,
     accepted,
@@ -20,14 +23,27 @@ from hermes.api.ingest import (
     prepare,
     request_hash,
 )
+from hermes.api.message_views import (
+    MessageDetail,
+    MessageLinks,
+    MessageList,
+    decode_cursor,
+    detail,
+    encode_cursor,
+    summary,
+)
 from hermes.bootstrap import Container
-from hermes.domain.errors import Code, HermesError
-from hermes.domain.jobs import StartCommand
+from hermes.domain.errors import Code, FieldError, HermesError
+from hermes.domain.jobs import CancelCommand, StartCommand, cascade_subject
 from hermes.domain.tenancy import Principal
+from hermes.infra.postgres.message_reads import PostgresMessageReader
+from hermes.infra.postgres.messages import NewMessage
 
+log = logging.getLogger("hermes.api")
 
-class MessageLinks(msgspec.Struct):
-    self: str
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+_ENC = msgspec.json.Encoder()
 
 
 class MessageAccepted(msgspec.Struct):
@@ -43,6 +59,28 @@ def _accepted_body(a: Accepted) -> MessageAccepted:
                            links=MessageLinks(self=f"/v1/messages/{a.id}"))
 
 
+def _require(principal: Principal, scope: str) -> None:
+    if not principal.allows(scope):
+        verb = "send or cancel" if scope == "send" else "read"
+        raise HermesError(Code.AUTH_FORBIDDEN, f"this API key may not {verb} messages")
+
+
+def _not_found(message_id: UUID) -> HermesError:
+    return HermesError(Code.REQUEST_NOT_FOUND, f"no message {message_id}")
+
+
+def _start(container: Container, principal: Principal, row: NewMessage) -> None:
+    container.publisher.submit(row.shard, StartCommand(
+        id=row.id, tenant_id=principal.tenant_id, mode=principal.mode,
+        spec=msgspec.Raw(row.spec_json.encode())))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
 class MessagesController(Controller):
     path = "/v1/messages"
     tags = ["messages"]
@@ -55,8 +93,7 @@ class MessagesController(Controller):
         container: NamedDependency[Container],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> Response[MessageAccepted]:
-        if not principal.allows("send"):
-            raise HermesError(Code.AUTH_FORBIDDEN, "this API key may not send messages")
+        _require(principal, "send")
         key = check_idempotency_key(idempotency_key)
         body = await request.body()
         req = decode_create(body)
@@ -71,9 +108,99 @@ class MessagesController(Controller):
         result = await container.writer.insert(row)
         answer = accepted(row, result, body_hash)
         if not answer.replayed:
-            container.publisher.submit(row.shard, StartCommand(
-                id=row.id, tenant_id=principal.tenant_id, mode=principal.mode,
-                spec=msgspec.Raw(row.spec_json.encode())))
+            _start(container, principal, row)
         headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
         return Response(_accepted_body(answer), status_code=202, headers=headers)
 
+    @post("/batch", status_code=200,
+          summary="Send up to 1,000 messages; a result per item",
+          description="200 whenever the envelope is valid: each item is accepted (`id`, "
+                      "`status`) or refused (`error`, the problem it would have had alone). "
+                      "Accepted items are committed before the answer. Not idempotent: an "
+                      "`Idempotency-Key` header is refused on this endpoint.")
+    async def create_batch(
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        container: NamedDependency[Container],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+    ) -> batching.BatchResult:
+        _require(principal, "send")
+        if idempotency_key is not None:
+            raise HermesError(Code.REQUEST_INVALID,
+                              "the batch endpoint does not support Idempotency-Key yet",
+                              errors=[FieldError(Code.REQUEST_INVALID, "Idempotency-Key", None)])
+        items = batching.decode_batch(await request.body())
+        errors: dict[int, batching.ItemProblem] = {}
+        decoded = batching.decode_items(items, errors)
+        keys = batching.contact_keys(decoded)
+        contacts = await container.contacts.resolve_many(principal.tenant_id, keys)
+        rows = batching.validate_items(principal, decoded, contacts, errors,
+                                       shard_count=container.settings.shard_count,
+                                       now_ms=now_ms())
+        if rows:
+            await container.writer.insert_many([r for _, r in rows])
+            for _, row in rows:
+                _start(container, principal, row)
+        return batching.answer(len(items), rows, errors)
+
+    @get("/{message_id:uuid}", summary="A message: status, steps, attempts and timeline")
+    async def read(self, message_id: FromPath[UUID], principal: NamedDependency[Principal],
+                   container: NamedDependency[Container]) -> MessageDetail:
+        _require(principal, "read")
+        row = await PostgresMessageReader(container.pool).get(principal.tenant_id, message_id)
+        if row is None:
+            raise _not_found(message_id)
+        return detail(row)
+
+    @get("/", summary="Messages, newest first, cursor-paginated")
+    async def list_messages(
+        self,
+        principal: NamedDependency[Principal],
+        container: NamedDependency[Container],
+        status: Annotated[list[str] | None, QueryParameter(
+            description="only messages with this status (repeat for several)")] = None,
+        created_after: Annotated[datetime | None, QueryParameter(
+            description="only messages created after this time (exclusive)")] = None,
+        created_before: Annotated[datetime | None, QueryParameter(
+            description="only messages created before this time (exclusive)")] = None,
+        cursor: Annotated[str | None, QueryParameter(
+            description="`next_cursor` of the previous page")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    ) -> MessageList:
+        _require(principal, "read")
+        position = decode_cursor(cursor) if cursor else None
+        page = await PostgresMessageReader(container.pool).page(
+            principal.tenant_id, statuses=status, created_after=_utc(created_after),
+            created_before=_utc(created_before), cursor=position, limit=limit)
+        last = page.rows[-1] if page.rows and page.has_more else None
+        return MessageList(object="list", data=[summary(r) for r in page.rows],
+                           has_more=page.has_more,
+                           next_cursor=encode_cursor(last.created_at, last.id) if last else None)
+
+    @post("/{message_id:uuid}/cancel", status_code=202,
+          summary="Cancel a message's cascade if it has not finished")
+    async def cancel(self, message_id: FromPath[UUID], principal: NamedDependency[Principal],
+                     container: NamedDependency[Container]) -> Response[MessageAccepted]:
+        _require(principal, "send")
+        row = await PostgresMessageReader(container.pool).request_cancel(
+            principal.tenant_id, message_id)
+        if row is None:
+            raise _not_found(message_id)
+        if row.final:
+            raise HermesError(Code.MESSAGE_ALREADY_FINAL,
+                              f"message {message_id} has finished ({row.status})",
+                              extra={"message_status": row.status})
+        command = CancelCommand(id=message_id, tenant_id=principal.tenant_id)
+        try:
+            await container.nats.jetstream().publish(
+                cascade_subject(row.shard), _ENC.encode(command),
+                headers={"Nats-Msg-Id": f"{message_id}:cancel"}, timeout=5)
+        except Exception as exc:
+            log.warning("cancel of %s not published: %s", message_id, exc)
+            raise HermesError(Code.DEPENDENCY_UNAVAILABLE,
+                              "the cancel could not be queued; try again") from None
+        body = MessageAccepted(id=str(message_id), object="message", status=row.status,
+                               created_at=row.created_at,
+                               links=MessageLinks(self=f"/v1/messages/{message_id}"))
+        return Response(body, status_code=202)

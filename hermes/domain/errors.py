@@ -23,6 +23,7 @@ class Code(StrEnum):
     REQUEST_NOT_FOUND = "request.not_found"
     REQUEST_METHOD_NOT_ALLOWED = "request.method_not_allowed"
     REQUEST_UNSUPPORTED_MEDIA_TYPE = "request.unsupported_media_type"
+    MESSAGE_ALREADY_FINAL = "message.already_final"
     AUTH_MISSING = "auth.missing"
     AUTH_INVALID = "auth.invalid"
     AUTH_FORBIDDEN = "auth.forbidden"

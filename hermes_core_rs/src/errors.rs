@@ -51,6 +51,8 @@ catalogue! {
     RequestNotFound => ("request.not_found", 404, false, "No such resource"),
     RequestMethodNotAllowed => ("request.method_not_allowed", 405, false, "Method not allowed on this resource"),
     RequestUnsupportedMediaType => ("request.unsupported_media_type", 415, false, "The request body must be application/json"),
+    // A message's lifecycle.
+    MessageAlreadyFinal => ("message.already_final", 409, false, "The message has already reached a final state"),
     // Authentication and scope (layer 2).
     AuthMissing => ("auth.missing", 401, false, "No API key was given"),
     AuthInvalid => ("auth.invalid", 401, false, "The API key is not valid"),

@@ -15,6 +15,7 @@ from hermes.bootstrap import Container
 from hermes.domain.plan import Contact
 from hermes.infra.nats.streams import ensure_streams
 from hermes.tenancy.secrets import digest, display_prefix, new_api_key
+from tests.integration.api.nats_helpers import cascade_commands
 
 SEED = {"to": "+4520123456", "body": "Your order has shipped",
         "cascade": ["sms", "email", "push"], "timeout_per_step": "30s"}
@@ -84,18 +85,8 @@ async def test_seed_request_via_contact_is_committed_and_published(
     assert spec["content"]["subject"] == "Your order has shipped"  # defaulted from the body
     assert spec["contact"] == "cust-1" and spec["country"] == "DK"
 
-    js = container.nats.jetstream()
-    sub = await js.pull_subscribe(f"hermes.cascade.{shard}", durable=f"t{uuid.uuid4().hex[:8]}",
-                                  stream="HERMES_CASCADE")
-    found = None
-    for _ in range(20):
-        for msg in await sub.fetch(100, timeout=2):
-            if msg.headers and msg.headers.get("Nats-Msg-Id") == f"{mid}:start":
-                found = json.loads(msg.data)
-            await msg.ack()
-        if found:
-            break
-    await sub.unsubscribe()
+    commands = await cascade_commands(container, shard, f"{mid}:start")
+    found = commands[0] if commands else None
     assert found is not None and found["tenant_id"] == str(tenant.id) and found["mode"] == "test"
     assert found["spec"]["steps"][0]["channel"] == "sms"
 

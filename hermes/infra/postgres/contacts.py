@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from psycopg.rows import class_row
@@ -10,6 +12,15 @@ from psycopg_pool import AsyncConnectionPool
 from hermes.domain.plan import Contact
 
 _COLUMNS = "external_id, phone, email, push_tokens, whatsapp, locale, timezone"
+
+
+@dataclass(frozen=True)
+class ContactRecord:
+    contact: Contact
+    created_at: datetime
+    updated_at: datetime
+    # True when `put` created it (rather than replaced it).
+    created: bool = False
 
 
 class PostgresContactStore:
@@ -58,3 +69,56 @@ class PostgresContactStore:
                 "DELETE FROM contacts WHERE tenant_id = %s AND external_id = %s",
                 (tenant_id, external_id))
             return cur.rowcount > 0
+
+    async def put_record(self, tenant_id: UUID, contact: Contact) -> ContactRecord:
+        """Create or replace, answering the stored contact with its times."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"INSERT INTO contacts (tenant_id, {_COLUMNS})"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (tenant_id, external_id) DO UPDATE SET"
+                " phone = EXCLUDED.phone, email = EXCLUDED.email,"
+                " push_tokens = EXCLUDED.push_tokens, whatsapp = EXCLUDED.whatsapp,"
+                " locale = EXCLUDED.locale, timezone = EXCLUDED.timezone, updated_at = now()"
+                " RETURNING (xmax = 0), created_at, updated_at",
+                (tenant_id, contact.external_id, contact.phone, contact.email,
+                 contact.push_tokens, contact.whatsapp, contact.locale, contact.timezone),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return ContactRecord(contact, created_at=row[1], updated_at=row[2], created=bool(row[0]))
+
+    async def get_record(self, tenant_id: UUID, external_id: str) -> ContactRecord | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS}, created_at, updated_at FROM contacts"
+                " WHERE tenant_id = %s AND external_id = %s", (tenant_id, external_id))
+            r = await cur.fetchone()
+        if r is None:
+            return None
+        return ContactRecord(Contact(external_id=r[0], phone=r[1], email=r[2],
+                                     push_tokens=list(r[3]), whatsapp=r[4], locale=r[5],
+                                     timezone=r[6]), created_at=r[7], updated_at=r[8])
+
+    async def resolve_many(self, tenant_id: UUID, keys: list[str]) -> dict[str, Contact]:
+        """`resolve` for many keys in one query (a batch of messages naming contacts)."""
+        if not keys:
+            return {}
+        lowered = [k.lower() for k in keys]
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(Contact))
+            await cur.execute(
+                f"SELECT {_COLUMNS} FROM contacts WHERE tenant_id = %s AND"
+                " (external_id = ANY(%s) OR phone = ANY(%s) OR email = ANY(%s))",
+                (tenant_id, keys, keys, lowered))
+            found = await cur.fetchall()
+        # The same precedence as `resolve`: external id, then phone, then email.
+        by_id = {c.external_id: c for c in found}
+        by_phone = {c.phone: c for c in found if c.phone}
+        by_email = {c.email: c for c in found if c.email}
+        out: dict[str, Contact] = {}
+        for k in keys:
+            c = by_id.get(k) or by_phone.get(k) or by_email.get(k.lower())
+            if c is not None:
+                out[k] = c
+        return out
