@@ -33,8 +33,8 @@ from hermes.api.message_views import (
     summary,
 )
 from hermes.bootstrap import Container
-from hermes.domain.errors import Code, FieldError, HermesError
-from hermes.domain.jobs import CancelCommand, StartCommand, cascade_subject
+from hermes.domain.errors import Code, HermesError
+from hermes.domain.jobs import CancelCommand, cascade_subject
 from hermes.domain.tenancy import Principal
 from hermes.infra.postgres.message_reads import PostgresMessageReader
 from hermes.infra.postgres.messages import NewMessage
@@ -70,9 +70,7 @@ def _not_found(message_id: UUID) -> HermesError:
 
 
 def _start(container: Container, principal: Principal, row: NewMessage) -> None:
-    container.publisher.submit(row.shard, StartCommand(
-        id=row.id, tenant_id=principal.tenant_id, mode=principal.mode,
-        spec=msgspec.Raw(row.spec_json.encode())))
+    container.publisher.submit(row.shard, batching.start_command(principal, row))
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -116,33 +114,22 @@ class MessagesController(Controller):
           summary="Send up to 1,000 messages; a result per item",
           description="200 whenever the envelope is valid: each item is accepted (`id`, "
                       "`status`) or refused (`error`, the problem it would have had alone). "
-                      "Accepted items are committed before the answer. Not idempotent: an "
-                      "`Idempotency-Key` header is refused on this endpoint.")
+                      "Accepted items are committed before the answer. With an "
+                      "`Idempotency-Key`, a retry of the same body replays the first answer "
+                      "(`Idempotent-Replayed: true`); another body is `idempotency.conflict`.")
     async def create_batch(
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[Principal],
         container: NamedDependency[Container],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
-    ) -> batching.BatchResult:
+    ) -> Response[batching.BatchResult]:
         _require(principal, "send")
-        if idempotency_key is not None:
-            raise HermesError(Code.REQUEST_INVALID,
-                              "the batch endpoint does not support Idempotency-Key yet",
-                              errors=[FieldError(Code.REQUEST_INVALID, "Idempotency-Key", None)])
-        items = batching.decode_batch(await request.body())
-        errors: dict[int, batching.ItemProblem] = {}
-        decoded = batching.decode_items(items, errors)
-        keys = batching.contact_keys(decoded)
-        contacts = await container.contacts.resolve_many(principal.tenant_id, keys)
-        rows = batching.validate_items(principal, decoded, contacts, errors,
-                                       shard_count=container.settings.shard_count,
-                                       now_ms=now_ms())
-        if rows:
-            await container.writer.insert_many([r for _, r in rows])
-            for _, row in rows:
-                _start(container, principal, row)
-        return batching.answer(len(items), rows, errors)
+        key = check_idempotency_key(idempotency_key)
+        result, replayed = await batching.send(container, principal, await request.body(), key,
+                                               now_ms())
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return Response(result, status_code=200, headers=headers)
 
     @get("/{message_id:uuid}", summary="A message: status, steps, attempts and timeline")
     async def read(self, message_id: FromPath[UUID], principal: NamedDependency[Principal],

@@ -27,6 +27,7 @@ class StartCommand(msgspec.Struct, frozen=True, tag="start"):
     id: UUID
     tenant_id: UUID
     mode: str
+    shard: int
     spec: msgspec.Raw
 
 

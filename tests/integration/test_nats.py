@@ -43,6 +43,8 @@ async def test_publish_with_msg_id_dedups_and_pull_consumer_acks(container: Cont
     with pytest.raises(nats.errors.TimeoutError):
         await sub.fetch(1, timeout=0.5)
     await sub.unsubscribe()
+    # Work-queue streams allow one consumer per subject: leave none behind.
+    await js.delete_consumer("HERMES_CASCADE", f"test-{shard}")
 
 
 async def test_unacked_message_is_redelivered(container: Container) -> None:
@@ -58,3 +60,4 @@ async def test_unacked_message_is_redelivered(container: Container) -> None:
     assert again.data == b"payload" and again.metadata.num_delivered == 2
     await again.ack_sync()
     await sub.unsubscribe()
+    await js.delete_consumer("HERMES_DELIVER", f"redo-{shard}")

@@ -39,6 +39,7 @@ class NatsConnection:
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
+                    drain_timeout=5,
                     error_cb=self._on_error,
                 )
             except Exception as exc:  # any failure to reach the server: try again

@@ -1,0 +1,333 @@
+"""The cascade engine loop: JetStream in, the core's `CascadeEngine` in the middle, actions out.
+
+One task owns the engine. Each turn it takes whatever arrived (start and cancel
+commands, attempt results, receipts), applies it and fires due timers in one
+call each into Rust, executes the actions (route and dispatch, timeline,
+deadlines, outcomes), persists them in one transaction, publishes the delivery
+jobs, and only then acks what it consumed. A failed persist rebuilds the
+engine from PostgreSQL and naks, so memory never runs ahead of the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, cast
+from uuid import UUID
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from hermes import _core
+from hermes.cascade.context import MessageContext
+from hermes.cascade.store import Batch, NewAttempt, PostgresCascadeStore, _ts
+from hermes.domain.ids import uuid7
+from hermes.domain.jobs import (
+    COMMAND_DECODER,
+    ENCODER,
+    EVENT_DECODER,
+    AttemptResult,
+    CancelCommand,
+    DeliveryJob,
+    ReceiptNotice,
+    StartCommand,
+    deliver_subject,
+)
+
+log = logging.getLogger("hermes.engine")
+
+Action = dict[str, Any]
+CoreEvent = dict[str, Any]
+
+
+class ChosenAccount(Protocol):
+    id: UUID
+    adapter: str
+
+
+class AccountChooser(Protocol):
+    async def choose(self, tenant_id: UUID, mode: str, channel: str, *,
+                     preferred: UUID | None, exclude: list[UUID], seed: int,
+                     now_ms: int) -> ChosenAccount | None: ...
+
+    def record(self, account_id: UUID, success: bool, latency_ms: float, now_ms: int) -> None: ...
+
+
+NoticeSink = Callable[[Batch, MessageContext, Action, int], None]
+
+
+# A receipt for a cascade that already ended is still news for the tenant.
+_LATE = {"delivered": "late_delivered", "read": "late_read"}
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class CascadeRunner:
+    def __init__(self, js_factory: Callable[[], JetStreamContext], store: PostgresCascadeStore,
+                 accounts: AccountChooser, *, batch_size: int = 512, tick_s: float = 0.01,
+                 notice_sink: NoticeSink | None = None,
+                 clock: Callable[[], int] = now_ms) -> None:
+        self.js_factory = js_factory
+        self.store = store
+        self.accounts = accounts
+        self.batch_size = batch_size
+        self.tick_s = tick_s
+        self.notice_sink = notice_sink
+        self.clock = clock
+        self.engine = _core.CascadeEngine(clock())
+        self.contexts: dict[UUID, MessageContext] = {}
+        self.inbox: asyncio.Queue[Msg] = asyncio.Queue()
+        self.turns = 0
+
+    # -- start and stop ------------------------------------------------------
+
+    async def rebuild(self) -> int:
+        """Load every open cascade from PostgreSQL; deadlines that passed fire on the next tick."""
+        rows = await self.store.open_cascades()
+        self.engine = _core.CascadeEngine(self.clock())
+        self.contexts = {ctx.id: ctx for ctx, _ in rows}
+        self.engine.restore(cast(Any, [(ctx.id.bytes, state) for ctx, state in rows]))
+        log.info("engine rebuilt with %d open cascades", len(rows))
+        return len(rows)
+
+    async def run(self, stop: asyncio.Event, *, ready: Callable[[], Awaitable[None]] | None = None,
+                  durable_prefix: str = "engine") -> None:
+        await self.rebuild()
+        js = self.js_factory()
+        subs = [
+            await js.pull_subscribe("hermes.cascade.>", durable=f"{durable_prefix}-commands",
+                                    stream="HERMES_CASCADE"),
+            await js.pull_subscribe("hermes.events.>", durable=f"{durable_prefix}-events",
+                                    stream="HERMES_EVENTS"),
+        ]
+        fetchers = [asyncio.create_task(self._fetch(s, stop)) for s in subs]
+        if ready is not None:
+            await ready()
+        try:
+            while not stop.is_set():
+                msgs = await self._take()
+                await self.turn(msgs)
+        finally:
+            for f in fetchers:
+                f.cancel()
+            for f in fetchers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await f
+            # Anything fetched but not processed goes back for redelivery.
+            while not self.inbox.empty():
+                with contextlib.suppress(Exception):
+                    await self.inbox.get_nowait().nak()
+            for s in subs:
+                with contextlib.suppress(Exception):
+                    await s.unsubscribe()
+
+    async def _fetch(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
+        import nats.errors
+
+        while not stop.is_set():
+            try:
+                for m in await sub.fetch(self.batch_size, timeout=1.0):
+                    self.inbox.put_nowait(m)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection trouble: nats-py reconnects; back off
+                log.warning("engine fetch failed: %s", exc)
+                await asyncio.sleep(0.5)
+
+    async def _take(self) -> list[Msg]:
+        msgs: list[Msg] = []
+        try:
+            msgs.append(await asyncio.wait_for(self.inbox.get(), self.tick_s))
+        except TimeoutError:
+            return msgs
+        while len(msgs) < self.batch_size and not self.inbox.empty():
+            msgs.append(self.inbox.get_nowait())
+        return msgs
+
+    # -- one turn ------------------------------------------------------------
+
+    def _apply(self, events: list[CoreEvent], now: int) -> list[Action]:
+        # Events and actions are plain dicts here; the stub's TypedDicts document them.
+        return cast(list[Action], self.engine.apply(cast(Any, events), now))
+
+    async def turn(self, msgs: list[Msg]) -> None:
+        now = self.clock()
+        batch = Batch()
+        jobs: list[DeliveryJob] = []
+        try:
+            events = await self._events_from(msgs, batch, now)
+            actions = self._apply(events, now) if events else []
+            actions += cast(list[Action], self.engine.tick(now))
+            await self._execute(actions, events, batch, jobs, now)
+            for mid in list(batch.updates):
+                if mid in self.contexts:
+                    (state,) = self.engine.export([mid.bytes])
+                    batch.updates[mid].state = state
+            await self.store.persist(batch)
+        except Exception:
+            log.exception("engine turn failed; rebuilding from PostgreSQL")
+            for m in msgs:
+                with contextlib.suppress(Exception):
+                    await m.nak(delay=1)
+            await self.rebuild()
+            return
+        await self._publish(jobs)
+        for m in msgs:
+            with contextlib.suppress(Exception):
+                await m.ack()
+        self.turns += 1
+
+    async def _events_from(self, msgs: list[Msg], batch: Batch, now: int) -> list[CoreEvent]:
+        starts: list[StartCommand] = []
+        events: list[CoreEvent] = []
+        for m in msgs:
+            if m.subject.startswith("hermes.cascade."):
+                cmd = COMMAND_DECODER.decode(m.data)
+                if isinstance(cmd, StartCommand):
+                    starts.append(cmd)
+                elif isinstance(cmd, CancelCommand):
+                    events.append({"id": cmd.id.bytes, "type": "cancel"})
+            else:
+                events.extend(self._engine_event(EVENT_DECODER.decode(m.data), now))
+        fresh = await self.store.unstarted([s.id for s in starts if s.id not in self.contexts])
+        for s in starts:
+            if s.id not in fresh:
+                continue  # a repeat of a start already taken: never restart a cascade
+            fresh.discard(s.id)
+            ctx = MessageContext.from_json(s.id, s.tenant_id, s.mode, s.shard, bytes(s.spec))
+            self.contexts[s.id] = ctx
+            batch.update(s.id).started = True
+            batch.update(s.id).status = "sending"
+            events.insert(0, {"id": s.id.bytes, "type": "start", "plan": ctx.plan()})
+        return events
+
+    def _engine_event(self, ev: AttemptResult | ReceiptNotice, now: int) -> list[CoreEvent]:
+        base = {"id": ev.message_id.bytes, "step": ev.step, "attempt": ev.attempt}
+        if isinstance(ev, ReceiptNotice):
+            return [{**base, "type": "receipt", "status": ev.status}]
+        self.accounts.record(ev.account_id, ev.outcome == "accepted", 0.0, now)
+        if ev.outcome == "accepted":
+            return [{**base, "type": "accepted", "account": str(ev.account_id)}]
+        return [{**base, "type": ev.outcome, "retryable": ev.retryable,
+                 "account": str(ev.account_id)}]
+
+    async def _execute(self, actions: list[Action], events: list[CoreEvent], batch: Batch,
+                       jobs: list[DeliveryJob], now: int) -> None:
+        pending = actions
+        for _ in range(8):  # follow-up events (no provider to route to) settle in a few rounds
+            follow: list[CoreEvent] = []
+            unknown: list[UUID] = []
+            for a in pending:
+                mid = UUID(bytes=a["id"])
+                kind = a["type"]
+                if kind == "unknown":
+                    unknown.append(mid)
+                elif kind == "dispatch":
+                    follow += await self._dispatch(mid, a, batch, jobs, now)
+                else:
+                    self._record(mid, a, batch, now)
+            if unknown:
+                follow += await self._restore(unknown, events, batch, now)
+            if not follow:
+                return
+            pending = self._apply(follow, now)
+        log.error("engine follow-up events did not settle; leaving the rest to timers")
+
+    async def _dispatch(self, mid: UUID, a: Action, batch: Batch, jobs: list[DeliveryJob],
+                        now: int) -> list[CoreEvent]:
+        ctx = self.contexts[mid]
+        step, attempt, channel = a["step"], a["attempt"], a["channel"]
+        preferred = UUID(a["provider"]) if a["provider"] else None
+        account = await self.accounts.choose(
+            ctx.tenant_id, ctx.mode, channel, preferred=preferred,
+            exclude=[UUID(x) for x in a["exclude"]], seed=mid.int ^ attempt, now_ms=now)
+        to = ctx.address(channel)
+        if account is None or to is None:
+            code = "routing.no_provider" if account is None else "recipient.missing_address"
+            batch.attempts.append(NewAttempt(uuid7(now), mid, ctx.tenant_id, step, attempt,
+                                             channel, None, None, "failed", code))
+            return [{"id": mid.bytes, "type": "provider_error", "step": step,
+                     "attempt": attempt, "retryable": False}]
+        attempt_id = uuid7(now)
+        batch.attempts.append(NewAttempt(attempt_id, mid, ctx.tenant_id, step, attempt, channel,
+                                         account.id, account.adapter))
+        jobs.append(DeliveryJob(
+            attempt_id=attempt_id, message_id=mid, tenant_id=ctx.tenant_id, mode=ctx.mode,
+            shard=ctx.shard, step=step, attempt=attempt, channel=channel, account_id=account.id,
+            to=to, content=ctx.spec.content, metadata=ctx.metadata))
+        return []
+
+    def _record(self, mid: UUID, a: Action, batch: Batch, now: int) -> None:
+        kind = a["type"]
+        if kind == "timeline":
+            data = {k: a[k] for k in ("step", "attempt", "detail") if a.get(k) is not None}
+            batch.events.append((mid, _ts(now), a["kind"], msgspec.json.encode(data).decode()))
+        elif kind == "set_timer":
+            batch.update(mid).deadline_ms = a["deadline"]
+        elif kind == "cancel_timer":
+            batch.update(mid).clear_deadline = True
+        elif kind == "finish":
+            u = batch.update(mid)
+            u.outcome = u.status = a["outcome"]
+            u.clear_deadline = True
+            ctx = self.contexts.pop(mid, None)
+            if ctx is not None and self.notice_sink is not None:
+                self.notice_sink(batch, ctx, a, now)
+        elif kind == "notify":
+            ctx = self.contexts.get(mid)
+            if ctx is not None and self.notice_sink is not None:
+                self.notice_sink(batch, ctx, a, now)
+
+    async def _restore(self, ids: list[UUID], events: list[CoreEvent], batch: Batch,
+                       now: int) -> list[CoreEvent]:
+        """Cascades this engine does not hold: restore the open ones and replay their events."""
+        rows = await self.store.load(ids)
+        replay: list[CoreEvent] = []
+        restore: list[tuple[bytes, bytes]] = []
+        wanted = {i.bytes for i in ids}
+        for mid, (ctx, state, final) in rows.items():
+            if final or state is None:
+                # A receipt after the cascade ended: keep it in the timeline, never drop it.
+                for e in events:
+                    if e["id"] == mid.bytes and e["type"] == "receipt":
+                        data = {"step": e["step"], "attempt": e["attempt"], "status": e["status"]}
+                        batch.events.append((mid, _ts(now), "late_receipt",
+                                             msgspec.json.encode(data).decode()))
+                        late = _LATE.get(e["status"])
+                        if late is not None and self.notice_sink is not None:
+                            self.notice_sink(batch, ctx, {"type": "notify", "notice": late,
+                                                          "step": e["step"], "outcome": None},
+                                             now)
+                continue
+            self.contexts[mid] = ctx
+            restore.append((mid.bytes, state))
+        self.engine.restore(cast(Any, restore))
+        restored = {r[0] for r in restore}
+        for e in events:
+            if e["id"] in wanted and e["id"] in restored:
+                replay.append(e)
+        return replay
+
+    async def _publish(self, jobs: list[DeliveryJob]) -> None:
+        if not jobs:
+            return
+        js = self.js_factory()
+
+        async def one(job: DeliveryJob) -> None:
+            try:
+                await js.publish(deliver_subject(job.channel), ENCODER.encode(job),
+                                 headers={"Nats-Msg-Id": str(job.attempt_id)}, timeout=5)
+            except Exception as exc:
+                # The attempt is recorded and the step's timer is set: the cascade moves on
+                # by itself if this job never arrives.
+                log.warning("publish of job %s failed: %s", job.attempt_id, exc)
+
+        await asyncio.gather(*(one(j) for j in jobs))

@@ -1,0 +1,147 @@
+"""PostgresCascadeStore: what the engine reads at start and writes after every batch.
+
+One transaction per engine batch: timeline entries, attempt rows (written
+before their job is published, so a redelivered job finds its attempt) and
+one UPDATE per touched message carrying its new status, deadline and the
+core's serialised state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from hermes.cascade.context import MessageContext
+
+
+@dataclass
+class MessageUpdate:
+    state: bytes | None = None
+    status: str | None = None
+    deadline_ms: int | None = None
+    clear_deadline: bool = False
+    outcome: str | None = None
+    started: bool = False
+
+
+@dataclass
+class NewAttempt:
+    id: UUID
+    message_id: UUID
+    tenant_id: UUID
+    step: int
+    attempt: int
+    channel: str
+    account_id: UUID | None
+    adapter: str | None
+    status: str = "pending"
+    error_code: str | None = None
+
+
+@dataclass
+class Batch:
+    events: list[tuple[UUID, datetime, str, str]] = field(default_factory=list)
+    updates: dict[UUID, MessageUpdate] = field(default_factory=dict)
+    attempts: list[NewAttempt] = field(default_factory=list)
+
+    def update(self, mid: UUID) -> MessageUpdate:
+        u = self.updates.get(mid)
+        if u is None:
+            u = self.updates[mid] = MessageUpdate()
+        return u
+
+    def empty(self) -> bool:
+        return not (self.events or self.updates or self.attempts)
+
+
+def _ts(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+_UPDATE = """
+UPDATE messages SET
+    engine_state = COALESCE(%(state)s, engine_state),
+    status = COALESCE(%(status)s, status),
+    next_deadline = CASE WHEN %(clear)s THEN NULL
+                         ELSE COALESCE(%(deadline)s::timestamptz, next_deadline) END,
+    outcome = COALESCE(%(outcome)s, outcome),
+    finished_at = CASE WHEN %(outcome)s::text IS NOT NULL THEN now() ELSE finished_at END,
+    started_at = CASE WHEN %(started)s THEN COALESCE(started_at, now()) ELSE started_at END,
+    updated_at = now()
+WHERE id = %(id)s
+"""
+
+_OPEN_COLUMNS = "id, tenant_id, mode, shard, spec::text, metadata, engine_state, finished_at"
+
+
+class PostgresCascadeStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def unstarted(self, ids: list[UUID]) -> set[UUID]:
+        """Of `ids`, those whose cascade has not started: a repeated start must not restart one."""
+        if not ids:
+            return set()
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id FROM messages WHERE id = ANY(%s) AND started_at IS NULL"
+                " AND finished_at IS NULL", (ids,))
+            return {r[0] for r in await cur.fetchall()}
+
+    async def open_cascades(self) -> list[tuple[MessageContext, bytes]]:
+        """Every started, unfinished cascade with its state: the wheel is rebuilt from these."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_OPEN_COLUMNS} FROM messages"
+                " WHERE finished_at IS NULL AND engine_state IS NOT NULL")
+            return [(_context(r), bytes(r[6])) for r in await cur.fetchall()]
+
+    async def load(self, ids: list[UUID]) -> dict[UUID, tuple[MessageContext, bytes | None, bool]]:
+        """Context, state and whether it is final, for cascades the engine does not hold."""
+        if not ids:
+            return {}
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_OPEN_COLUMNS} FROM messages WHERE id = ANY(%s)", (ids,))
+            return {
+                r[0]: (_context(r), bytes(r[6]) if r[6] is not None else None, r[7] is not None)
+                for r in await cur.fetchall()
+            }
+
+    async def persist(self, batch: Batch) -> None:
+        if batch.empty():
+            return
+        async with self.pool.connection() as conn, conn.transaction():
+            await self._write(conn, batch)
+
+    async def _write(self, conn: AsyncConnection[Any], batch: Batch) -> None:
+        cur = conn.cursor()
+        if batch.attempts:
+            await cur.executemany(
+                "INSERT INTO attempts (id, message_id, tenant_id, step, attempt, channel,"
+                " provider_account_id, adapter, status, error_code)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (message_id, step, attempt) DO NOTHING",
+                [(a.id, a.message_id, a.tenant_id, a.step, a.attempt, a.channel, a.account_id,
+                  a.adapter, a.status, a.error_code) for a in batch.attempts],
+            )
+        if batch.events:
+            await cur.executemany(
+                "INSERT INTO message_events (message_id, at, kind, data)"
+                " VALUES (%s, %s, %s, %s::jsonb)", batch.events)
+        if batch.updates:
+            await cur.executemany(_UPDATE, [
+                {"id": mid, "state": u.state, "status": u.status,
+                 "deadline": _ts(u.deadline_ms) if u.deadline_ms is not None else None,
+                 "clear": u.clear_deadline, "outcome": u.outcome, "started": u.started}
+                for mid, u in batch.updates.items()
+            ])
+
+
+def _context(r: Any) -> MessageContext:
+    return MessageContext.from_json(r[0], r[1], r[2], r[3], r[4], r[5])

@@ -1,0 +1,65 @@
+"""The recovery sweep: committed messages whose start never reached the engine are re-driven.
+
+A crash between commit and publish, NATS being down, or NATS losing its data
+all leave the same trace: a message with `started_at IS NULL` well after it
+was created. The sweep publishes its start command again; `Nats-Msg-Id`
+drops the repeat while JetStream still remembers the first, and the engine
+ignores a start for a cascade that already started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import msgspec
+from nats.js import JetStreamContext
+from psycopg_pool import AsyncConnectionPool
+
+from hermes.domain.jobs import ENCODER, StartCommand, cascade_subject
+from hermes.infra.nats.publisher import start_msg_id
+
+log = logging.getLogger("hermes.sweep")
+
+
+class RecoverySweep:
+    def __init__(self, pool: AsyncConnectionPool, js_factory: Callable[[], JetStreamContext], *,
+                 grace_s: float = 5.0, interval_s: float = 2.0, limit: int = 1000) -> None:
+        self.pool = pool
+        self.js_factory = js_factory
+        self.grace_s = grace_s
+        self.interval_s = interval_s
+        self.limit = limit
+        self.republished = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.once()
+            except Exception as exc:
+                log.warning("recovery sweep failed (will retry): %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval_s)
+
+    async def once(self) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, tenant_id, mode, shard, spec::text FROM messages"
+                " WHERE started_at IS NULL AND finished_at IS NULL"
+                " AND created_at < now() - make_interval(secs => %s)"
+                " ORDER BY created_at LIMIT %s",
+                (self.grace_s, self.limit))
+            rows = await cur.fetchall()
+        if not rows:
+            return 0
+        js = self.js_factory()
+        for mid, tenant_id, mode, shard, spec in rows:
+            cmd = StartCommand(id=mid, tenant_id=tenant_id, mode=mode, shard=shard,
+                               spec=msgspec.Raw(spec.encode()))
+            await js.publish(cascade_subject(shard), ENCODER.encode(cmd),
+                             headers={"Nats-Msg-Id": start_msg_id(mid)}, timeout=5)
+        self.republished += len(rows)
+        log.info("recovery sweep re-published %d unstarted messages", len(rows))
+        return len(rows)
