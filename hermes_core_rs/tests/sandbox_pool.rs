@@ -10,7 +10,8 @@ use hermes_core::sandbox::{set_pool_instances, Entry, Limits, Runtime};
 /// A module that spins in `hermes_build_request` and answers `{"ok":{}}` from
 /// `hermes_parse_response`.
 fn spinner() -> Vec<u8> {
-    let manifest = r#"{"name":"spinner","version":"1","abi":1,"channels":["sms"],"allowed_hosts":[]}"#;
+    let manifest =
+        r#"{"name":"spinner","version":"1","abi":1,"channels":["sms"],"allowed_hosts":[]}"#;
     wat::parse_str(format!(
         r#"(module
   (memory (export "memory") 1)
@@ -33,9 +34,16 @@ fn calls_beyond_the_pool_are_refused_retryably_and_serving_resumes() {
     // Every spinning call holds one of the pooled slots until its deadline.
     let slots = 4;
     set_pool_instances(slots as u32).expect("first in this process");
-    let limits = Limits { fuel: u64::MAX, timeout: Duration::from_millis(1000), ..Limits::default() };
+    let limits = Limits {
+        fuel: u64::MAX,
+        timeout: Duration::from_millis(1000),
+        ..Limits::default()
+    };
     let rt = Arc::new(Runtime::new(limits, None).expect("runtime"));
-    assert!(set_pool_instances(8).is_err(), "the pool is fixed once the engine exists");
+    assert!(
+        set_pool_instances(8).is_err(),
+        "the pool is fixed once the engine exists"
+    );
     let adapter = rt.load(&spinner()).expect("load").adapter;
     let callers = slots + 3;
     let start = Arc::new(Barrier::new(callers));
@@ -44,15 +52,29 @@ fn calls_beyond_the_pool_are_refused_retryably_and_serving_resumes() {
             let (rt, adapter, start) = (Arc::clone(&rt), Arc::clone(&adapter), Arc::clone(&start));
             std::thread::spawn(move || {
                 start.wait();
-                rt.call(&adapter, Entry::BuildRequest, b"{}", None).expect_err("spins").code().to_owned()
+                rt.call(&adapter, Entry::BuildRequest, b"{}", None)
+                    .expect_err("spins")
+                    .code()
+                    .to_owned()
             })
         })
         .collect();
-    let codes: Vec<String> = threads.into_iter().map(|t| t.join().expect("thread")).collect();
+    let codes: Vec<String> = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
     let busy = codes.iter().filter(|c| *c == "internal.error").count();
     let timed_out = codes.iter().filter(|c| *c == "adapter.timeout").count();
     assert_eq!((timed_out, busy), (slots, callers - slots), "{codes:?}");
-    assert!(hermes_core::errors::ErrorCode::InternalError.info().retryable);
+    assert!(
+        hermes_core::errors::ErrorCode::InternalError
+            .info()
+            .retryable
+    );
     // The slots came back: a good call works.
-    assert_eq!(rt.call(&adapter, Entry::ParseResponse, b"{}", None).expect("serving"), "{}");
+    assert_eq!(
+        rt.call(&adapter, Entry::ParseResponse, b"{}", None)
+            .expect("serving"),
+        "{}"
+    );
 }

@@ -28,7 +28,9 @@ const DEFAULT_TIMEOUT_MS: u64 = DEFAULT_TIMEOUT.as_millis() as u64;
 
 /// The `AdapterError` instance for `e`, with `code` and `message` set.
 fn error_object<'py>(py: Python<'py>, e: &sandbox::AdapterError) -> PyResult<Bound<'py, PyAny>> {
-    let obj = py.get_type::<AdapterError>().call1((e.code(), e.message.as_str()))?;
+    let obj = py
+        .get_type::<AdapterError>()
+        .call1((e.code(), e.message.as_str()))?;
     obj.setattr("code", e.code())?;
     obj.setattr("message", e.message.as_str())?;
     Ok(obj)
@@ -147,9 +149,15 @@ impl AdapterRuntime {
         memory_bytes: usize,
         output_bytes: usize,
     ) -> PyResult<Self> {
-        let limits =
-            Limits { fuel, timeout: Duration::from_millis(timeout_ms), memory_bytes, output_bytes };
-        Runtime::new(limits, cache_dir).map(|inner| AdapterRuntime { inner }).map_err(PyValueError::new_err)
+        let limits = Limits {
+            fuel,
+            timeout: Duration::from_millis(timeout_ms),
+            memory_bytes,
+            output_bytes,
+        };
+        Runtime::new(limits, cache_dir)
+            .map(|inner| AdapterRuntime { inner })
+            .map_err(PyValueError::new_err)
     }
 
     #[getter]
@@ -185,8 +193,12 @@ impl AdapterRuntime {
     }
 
     fn loaded(&self) -> Vec<String> {
-        let mut shas: Vec<String> =
-            self.inner.loaded().iter().map(|a| sandbox::cache::hex(&a.sha256)).collect();
+        let mut shas: Vec<String> = self
+            .inner
+            .loaded()
+            .iter()
+            .map(|a| sandbox::cache::hex(&a.sha256))
+            .collect();
         shas.sort();
         shas
     }

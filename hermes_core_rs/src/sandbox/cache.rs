@@ -79,7 +79,10 @@ pub(crate) fn module_for(
             (module, Source::Compiled)
         }
     };
-    memory().lock().expect("module cache lock").insert(*key, module.clone());
+    memory()
+        .lock()
+        .expect("module cache lock")
+        .insert(*key, module.clone());
     Ok((module, source))
 }
 
@@ -106,7 +109,9 @@ fn write(module: &Module, path: &Path) -> std::io::Result<()> {
     let code = module.serialize().map_err(std::io::Error::other)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let tmp: PathBuf = dir.join(format!(".{}.{nanos}.tmp", std::process::id()));
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
@@ -124,8 +129,10 @@ fn write(module: &Module, path: &Path) -> std::io::Result<()> {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

@@ -55,13 +55,20 @@ fn with_instance<T>(
 ) -> Result<T, AdapterError> {
     let mut store = Store::new(engine, StoreState::new(limits.memory_bytes));
     store.limiter(|state| state);
-    store.set_fuel(limits.fuel).map_err(|e| AdapterError::internal(format!("fuel: {e}")))?;
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|e| AdapterError::internal(format!("fuel: {e}")))?;
     store.set_epoch_deadline(deadline_ticks(limits.timeout));
     let instance = match pre.instantiate(&mut store) {
         Ok(instance) => instance,
         Err(e) => return Err(classify(Fail::Wasm(e), store.data(), limits)),
     };
-    let mut call = Call { store, instance, exports, limits };
+    let mut call = Call {
+        store,
+        instance,
+        exports,
+        limits,
+    };
     f(&mut call).map_err(|fail| classify(fail, call.store.data(), limits))
 }
 
@@ -111,7 +118,10 @@ pub(crate) fn invoke(
 }
 
 impl Call<'_> {
-    fn func<P: WasmParams, R: WasmResults>(&mut self, export: &ModuleExport) -> Result<TypedFunc<P, R>, Fail> {
+    fn func<P: WasmParams, R: WasmResults>(
+        &mut self,
+        export: &ModuleExport,
+    ) -> Result<TypedFunc<P, R>, Fail> {
         let func = match self.instance.get_module_export(&mut self.store, export) {
             Some(Extern::Func(func)) => func,
             _ => return Err(AdapterError::internal("export vanished after validation").into()),
@@ -122,7 +132,10 @@ impl Call<'_> {
     }
 
     fn memory(&mut self) -> Result<Memory, Fail> {
-        match self.instance.get_module_export(&mut self.store, &self.exports.memory) {
+        match self
+            .instance
+            .get_module_export(&mut self.store, &self.exports.memory)
+        {
             Some(Extern::Memory(memory)) => Ok(memory),
             _ => Err(AdapterError::internal("memory export vanished after validation").into()),
         }
@@ -165,12 +178,15 @@ impl Call<'_> {
         }
         let memory = self.memory()?;
         let data = memory.data(&self.store);
-        let bytes = ptr.checked_add(len).and_then(|end| data.get(ptr..end)).ok_or_else(|| {
-            AdapterError::bad_output(format!(
-                "output at {ptr:#x}+{len} is outside the {}-byte memory",
-                data.len()
-            ))
-        })?;
+        let bytes = ptr
+            .checked_add(len)
+            .and_then(|end| data.get(ptr..end))
+            .ok_or_else(|| {
+                AdapterError::bad_output(format!(
+                    "output at {ptr:#x}+{len} is outside the {}-byte memory",
+                    data.len()
+                ))
+            })?;
         let text = std::str::from_utf8(bytes).map_err(|e| {
             AdapterError::bad_output(format!("output is not UTF-8 (at byte {})", e.valid_up_to()))
         })?;
@@ -189,7 +205,10 @@ fn classify(fail: Fail, state: &StoreState, limits: &Limits) -> AdapterError {
     if state.memory_denied {
         return AdapterError::host(
             ErrorCode::AdapterMemoryExceeded,
-            format!("the adapter asked for more than its {}-byte memory cap", limits.memory_bytes),
+            format!(
+                "the adapter asked for more than its {}-byte memory cap",
+                limits.memory_bytes
+            ),
         );
     }
     let Some(trap) = error.downcast_ref::<Trap>() else {
@@ -209,13 +228,18 @@ fn classify(fail: Fail, state: &StoreState, limits: &Limits) -> AdapterError {
         ),
         Trap::StackOverflow => (
             ErrorCode::AdapterTrap,
-            format!("stack overflow: recursion deeper than the {} KiB wasm stack", MAX_WASM_STACK >> 10),
+            format!(
+                "stack overflow: recursion deeper than the {} KiB wasm stack",
+                MAX_WASM_STACK >> 10
+            ),
         ),
         other => (ErrorCode::AdapterTrap, other.to_string()),
     };
-    let at = error
-        .downcast_ref::<WasmBacktrace>()
-        .and_then(|bt| bt.frames().first().map(|f| f.func_name().unwrap_or("?").to_owned()));
+    let at = error.downcast_ref::<WasmBacktrace>().and_then(|bt| {
+        bt.frames()
+            .first()
+            .map(|f| f.func_name().unwrap_or("?").to_owned())
+    });
     match at {
         Some(func) => AdapterError::host(code, format!("{what} (in {func})")),
         None => AdapterError::host(code, what),

@@ -37,7 +37,9 @@ static POOL_INSTANCES: AtomicU32 = AtomicU32::new(DEFAULT_POOL_INSTANCES);
 /// `Runtime`), since the pool is reserved up front.
 pub fn set_pool_instances(instances: u32) -> Result<(), String> {
     if SHARED.get().is_some() {
-        return Err("the sandbox engine is already built; size the pool before the first runtime".into());
+        return Err(
+            "the sandbox engine is already built; size the pool before the first runtime".into(),
+        );
     }
     if instances == 0 {
         return Err("the pool needs at least one instance".into());
@@ -87,7 +89,10 @@ fn shared() -> Result<&'static Shared, String> {
 fn build() -> Result<Shared, String> {
     let engine = Engine::new(&config()).map_err(|e| format!("wasm engine: {e}"))?;
     let settings_hash = hash_settings(&engine);
-    Ok(Shared { engine, settings_hash })
+    Ok(Shared {
+        engine,
+        settings_hash,
+    })
 }
 
 /// The process whose ticker thread is running. A child forked after the
@@ -103,7 +108,10 @@ pub(crate) fn ensure_ticker() -> Result<(), String> {
         return Ok(());
     }
     // Exactly one thread wins the exchange and starts the ticker.
-    if TICKER_PID.compare_exchange(running, pid, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+    if TICKER_PID
+        .compare_exchange(running, pid, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
         if let Err(e) = spawn_ticker(engine()?) {
             TICKER_PID.store(running, Ordering::Release);
             return Err(e);

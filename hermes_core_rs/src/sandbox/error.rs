@@ -24,7 +24,10 @@ pub struct AdapterError {
 
 impl AdapterError {
     pub(crate) fn host(code: ErrorCode, message: impl Into<String>) -> Self {
-        AdapterError { origin: Origin::Host(code), message: message.into() }
+        AdapterError {
+            origin: Origin::Host(code),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn invalid_module(message: impl Into<String>) -> Self {

@@ -30,11 +30,21 @@ impl HostPattern {
             _ => return Err(format!("allowed host {entry:?} is not a host name")),
         };
         if host.contains('*') || (wildcard && !host.contains('.')) {
-            return Err(format!("allowed host {entry:?}: a wildcard covers one domain, as in *.example.com"));
+            return Err(format!(
+                "allowed host {entry:?}: a wildcard covers one domain, as in *.example.com"
+            ));
         }
         let port = url.port_or_known_default().unwrap_or(443);
-        let host = if wildcard { format!(".{host}") } else { host.to_owned() };
-        Ok(HostPattern { host, wildcard, port })
+        let host = if wildcard {
+            format!(".{host}")
+        } else {
+            host.to_owned()
+        };
+        Ok(HostPattern {
+            host,
+            wildcard,
+            port,
+        })
     }
 
     fn matches(&self, url: &Url) -> bool {
@@ -66,7 +76,9 @@ pub(crate) fn check_url(
         return Err(not_allowed(format!("request url {url:?} is not http(s)")));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(not_allowed(format!("request url {url:?} carries credentials")));
+        return Err(not_allowed(format!(
+            "request url {url:?} carries credentials"
+        )));
     }
     if let Some(base) = base_url {
         if same_origin(&parsed, base) {
@@ -86,7 +98,10 @@ pub(crate) fn check_url(
 /// Parses an account's base URL once per call batch.
 pub(crate) fn parse_base_url(base_url: &str) -> Result<Url, AdapterError> {
     let url = Url::parse(base_url).map_err(|e| {
-        AdapterError::host(ErrorCode::RequestInvalid, format!("base_url {base_url:?}: {e}"))
+        AdapterError::host(
+            ErrorCode::RequestInvalid,
+            format!("base_url {base_url:?}: {e}"),
+        )
     })?;
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
         return Err(AdapterError::host(
@@ -112,7 +127,10 @@ mod tests {
     use super::*;
 
     fn patterns(entries: &[&str]) -> Vec<HostPattern> {
-        entries.iter().map(|e| HostPattern::parse(e).unwrap()).collect()
+        entries
+            .iter()
+            .map(|e| HostPattern::parse(e).unwrap())
+            .collect()
     }
 
     fn code(r: Result<(), AdapterError>) -> Option<String> {
@@ -122,8 +140,18 @@ mod tests {
     #[test]
     fn exact_hosts_need_https_and_the_default_port() {
         let allowed = patterns(&["API.Twilio.com"]);
-        assert_eq!(code(check_url("https://api.twilio.com/2010-04-01/x", &allowed, None)), None);
-        assert_eq!(code(check_url("https://api.twilio.com:443/x", &allowed, None)), None);
+        assert_eq!(
+            code(check_url(
+                "https://api.twilio.com/2010-04-01/x",
+                &allowed,
+                None
+            )),
+            None
+        );
+        assert_eq!(
+            code(check_url("https://api.twilio.com:443/x", &allowed, None)),
+            None
+        );
         for bad in [
             "http://api.twilio.com/x",
             "https://api.twilio.com:8443/x",
@@ -139,31 +167,66 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(code(check_url("not a url", &allowed, None)).as_deref(), Some("adapter.bad_output"));
+        assert_eq!(
+            code(check_url("not a url", &allowed, None)).as_deref(),
+            Some("adapter.bad_output")
+        );
     }
 
     #[test]
     fn wildcards_cover_subdomains_only() {
         let allowed = patterns(&["*.amazonaws.com", "fcm.googleapis.com:8443"]);
-        assert_eq!(code(check_url("https://email.eu-west-1.amazonaws.com/v2", &allowed, None)), None);
+        assert_eq!(
+            code(check_url(
+                "https://email.eu-west-1.amazonaws.com/v2",
+                &allowed,
+                None
+            )),
+            None
+        );
         assert!(check_url("https://amazonaws.com/", &allowed, None).is_err());
         assert!(check_url("https://evilamazonaws.com/", &allowed, None).is_err());
-        assert_eq!(code(check_url("https://fcm.googleapis.com:8443/v1", &allowed, None)), None);
+        assert_eq!(
+            code(check_url(
+                "https://fcm.googleapis.com:8443/v1",
+                &allowed,
+                None
+            )),
+            None
+        );
         assert!(check_url("https://fcm.googleapis.com/v1", &allowed, None).is_err());
     }
 
     #[test]
     fn the_account_base_url_allows_its_origin() {
         let base = parse_base_url("http://127.0.0.1:8900/twilio").unwrap();
-        assert_eq!(code(check_url("http://127.0.0.1:8900/2010-04-01/x", &[], Some(&base))), None);
+        assert_eq!(
+            code(check_url(
+                "http://127.0.0.1:8900/2010-04-01/x",
+                &[],
+                Some(&base)
+            )),
+            None
+        );
         assert!(check_url("http://127.0.0.1:8901/x", &[], Some(&base)).is_err());
         assert!(check_url("https://127.0.0.1:8900/x", &[], Some(&base)).is_err());
-        assert_eq!(parse_base_url("mailto:x@y").unwrap_err().code(), "request.invalid");
+        assert_eq!(
+            parse_base_url("mailto:x@y").unwrap_err().code(),
+            "request.invalid"
+        );
     }
 
     #[test]
     fn bad_patterns_are_refused() {
-        for bad in ["", "*", "*.com.*", "https://x.com", "x.com/path", "*.localhost", "a b"] {
+        for bad in [
+            "",
+            "*",
+            "*.com.*",
+            "https://x.com",
+            "x.com/path",
+            "*.localhost",
+            "a b",
+        ] {
             assert!(HostPattern::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -81,7 +81,10 @@ pub(crate) struct StoreState {
 
 impl StoreState {
     pub(crate) fn new(memory_cap: usize) -> Self {
-        StoreState { memory_cap, memory_denied: false }
+        StoreState {
+            memory_cap,
+            memory_denied: false,
+        }
     }
 }
 

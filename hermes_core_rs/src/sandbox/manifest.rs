@@ -40,27 +40,40 @@ pub(crate) fn parse(text: &str) -> Result<Manifest, AdapterError> {
         serde_json::from_str(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
     let json = match value.as_object() {
         Some(o) if o.contains_key("ok") || o.contains_key("error") => {
-            output::decode(text.as_bytes()).map_err(|e| invalid(e.to_string()))?.to_owned()
+            output::decode(text.as_bytes())
+                .map_err(|e| invalid(e.to_string()))?
+                .to_owned()
         }
         Some(_) => text.to_owned(),
         None => return Err(invalid("not a JSON object".into())),
     };
     let fields: Fields = serde_json::from_str(&json).map_err(|e| invalid(e.to_string()))?;
     if fields.abi != i64::from(ABI_VERSION) {
-        return Err(invalid(format!("abi is {}, this host speaks {ABI_VERSION}", fields.abi)));
+        return Err(invalid(format!(
+            "abi is {}, this host speaks {ABI_VERSION}",
+            fields.abi
+        )));
     }
     let is_name = |s: &str| {
         !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     };
     if !is_name(&fields.name) {
-        return Err(invalid(format!("name {:?} must be lower-case snake_case", fields.name)));
+        return Err(invalid(format!(
+            "name {:?} must be lower-case snake_case",
+            fields.name
+        )));
     }
     if fields.version.is_empty() {
         return Err(invalid("version must not be empty".into()));
     }
-    if let Some(c) = fields.channels.iter().find(|c| !CHANNELS.contains(&c.as_str())) {
+    if let Some(c) = fields
+        .channels
+        .iter()
+        .find(|c| !CHANNELS.contains(&c.as_str()))
+    {
         return Err(invalid(format!("channel {c:?} is not one of {CHANNELS:?}")));
     }
     let hosts = fields
@@ -89,7 +102,10 @@ mod tests {
     #[test]
     fn plain_and_wrapped_manifests_are_read() {
         let m = parse(PLAIN).unwrap();
-        assert_eq!((m.name.as_str(), m.channels.len(), m.hosts.len()), ("twilio_sms", 1, 1));
+        assert_eq!(
+            (m.name.as_str(), m.channels.len(), m.hosts.len()),
+            ("twilio_sms", 1, 1)
+        );
         let wrapped = format!("{{\"ok\": {PLAIN}}}");
         assert_eq!(parse(&wrapped).unwrap().json, PLAIN);
     }
@@ -105,7 +121,11 @@ mod tests {
             "[]".into(),
             r#"{"error":{"code":"adapter.broken","message":"x"}}"#.into(),
         ] {
-            assert_eq!(parse(&bad).unwrap_err().code(), "adapter.invalid_module", "{bad}");
+            assert_eq!(
+                parse(&bad).unwrap_err().code(),
+                "adapter.invalid_module",
+                "{bad}"
+            );
         }
     }
 }

@@ -33,7 +33,9 @@ mod tests;
 pub use cache::Source;
 pub use engine::{set_pool_instances, DEFAULT_POOL_INSTANCES};
 pub use error::{AdapterError, Origin};
-pub use limits::{Limits, DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, DEFAULT_OUTPUT_BYTES, DEFAULT_TIMEOUT};
+pub use limits::{
+    Limits, DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, DEFAULT_OUTPUT_BYTES, DEFAULT_TIMEOUT,
+};
 pub use manifest::Manifest;
 pub use module::Entry;
 pub use runtime::{Adapter, Loaded, Runtime};

@@ -65,8 +65,10 @@ const FUNCTIONS: &[(&str, &[ValType], &[ValType])] = &[
 pub(crate) fn check(module: &Module, memory_cap: usize) -> Result<Exports, AdapterError> {
     let mut problems: Vec<String> = Vec::new();
 
-    let imports: Vec<String> =
-        module.imports().map(|i| format!("{}::{}", i.module(), i.name())).collect();
+    let imports: Vec<String> = module
+        .imports()
+        .map(|i| format!("{}::{}", i.module(), i.name()))
+        .collect();
     if !imports.is_empty() {
         problems.push(format!(
             "adapters may not import anything, this module imports {}",
@@ -77,7 +79,9 @@ pub(crate) fn check(module: &Module, memory_cap: usize) -> Result<Exports, Adapt
     match module.get_export("memory") {
         Some(ExternType::Memory(mem)) => {
             if mem.is_64() || mem.is_shared() || mem.page_size() != 65536 {
-                problems.push("memory must be a plain 32-bit, unshared memory with 64 KiB pages".into());
+                problems.push(
+                    "memory must be a plain 32-bit, unshared memory with 64 KiB pages".into(),
+                );
             } else if mem.minimum().saturating_mul(65536) > memory_cap as u64 {
                 problems.push(format!(
                     "memory starts at {} pages, more than the {memory_cap}-byte cap",

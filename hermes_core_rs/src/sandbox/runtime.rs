@@ -53,7 +53,12 @@ impl Runtime {
         limits.validate()?;
         let engine = engine::engine()?;
         engine::ensure_ticker()?;
-        Ok(Runtime { engine, limits, cache_dir, adapters: Default::default() })
+        Ok(Runtime {
+            engine,
+            limits,
+            cache_dir,
+            adapters: Default::default(),
+        })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -68,27 +73,35 @@ impl Runtime {
         let sha256: [u8; 32] = Sha256::digest(wasm).into();
         if let Some(adapter) = self.adapters.read().expect("adapters lock").get(&sha256) {
             let adapter = Arc::clone(adapter);
-            return Ok(Loaded { adapter, source: Source::MemoryCache, code_time: Duration::ZERO });
+            return Ok(Loaded {
+                adapter,
+                source: Source::MemoryCache,
+                code_time: Duration::ZERO,
+            });
         }
         let settings = engine::settings_hash().map_err(AdapterError::internal)?;
         let cache_key = cache::key(&sha256, settings);
         let started = Instant::now();
-        let (module, source) = cache::module_for(self.engine, wasm, &cache_key, self.cache_dir.as_deref())?;
+        let (module, source) =
+            cache::module_for(self.engine, wasm, &cache_key, self.cache_dir.as_deref())?;
         let code_time = started.elapsed();
 
         let checked = module::check(&module, self.limits.memory_bytes).and_then(|exports| {
             let pre = Linker::new(self.engine)
                 .instantiate_pre(&module)
                 .map_err(|e| AdapterError::invalid_module(format!("cannot instantiate: {e}")))?;
-            let version = call::abi_version(self.engine, &pre, &exports, &self.limits)
-                .map_err(|e| AdapterError::invalid_module(format!("hermes_abi_version failed: {e}")))?;
+            let version =
+                call::abi_version(self.engine, &pre, &exports, &self.limits).map_err(|e| {
+                    AdapterError::invalid_module(format!("hermes_abi_version failed: {e}"))
+                })?;
             if version != ABI_VERSION {
                 return Err(AdapterError::invalid_module(format!(
                     "hermes_abi_version() is {version}, this host speaks ABI {ABI_VERSION}"
                 )));
             }
-            let text = call::manifest(self.engine, &pre, &exports, &self.limits)
-                .map_err(|e| AdapterError::invalid_module(format!("hermes_manifest failed: {e}")))?;
+            let text = call::manifest(self.engine, &pre, &exports, &self.limits).map_err(|e| {
+                AdapterError::invalid_module(format!("hermes_manifest failed: {e}"))
+            })?;
             Ok((exports, pre, manifest::parse(&text)?))
         });
         let (exports, pre, manifest) = match checked {
@@ -99,19 +112,37 @@ impl Runtime {
                 return Err(e);
             }
         };
-        let adapter = Arc::new(Adapter { sha256, manifest, cache_key, pre, exports });
+        let adapter = Arc::new(Adapter {
+            sha256,
+            manifest,
+            cache_key,
+            pre,
+            exports,
+        });
         let mut adapters = self.adapters.write().expect("adapters lock");
         // Two threads may race to load the same bytes: keep the first.
         let adapter = Arc::clone(adapters.entry(sha256).or_insert(adapter));
-        Ok(Loaded { adapter, source, code_time })
+        Ok(Loaded {
+            adapter,
+            source,
+            code_time,
+        })
     }
 
     /// The loaded version `sha256` (lower-case hex).
     pub fn get(&self, sha256: &str) -> Result<Arc<Adapter>, AdapterError> {
         let key = parse_sha256(sha256)?;
-        self.adapters.read().expect("adapters lock").get(&key).cloned().ok_or_else(|| {
-            AdapterError::host(ErrorCode::RequestNotFound, format!("adapter {sha256} is not loaded"))
-        })
+        self.adapters
+            .read()
+            .expect("adapters lock")
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| {
+                AdapterError::host(
+                    ErrorCode::RequestNotFound,
+                    format!("adapter {sha256} is not loaded"),
+                )
+            })
     }
 
     /// Forgets a version; calls in flight on it finish normally. Returns
@@ -126,7 +157,12 @@ impl Runtime {
     }
 
     pub fn loaded(&self) -> Vec<Arc<Adapter>> {
-        self.adapters.read().expect("adapters lock").values().cloned().collect()
+        self.adapters
+            .read()
+            .expect("adapters lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Runs `entry` on each input, each on a fresh instance. `base_url` is the
@@ -146,7 +182,10 @@ impl Runtime {
             Ok(base) => base,
             Err(e) => return inputs.iter().map(|_| Err(e.clone())).collect(),
         };
-        inputs.iter().map(|input| self.call_one(adapter, entry, input, base.as_ref())).collect()
+        inputs
+            .iter()
+            .map(|input| self.call_one(adapter, entry, input, base.as_ref()))
+            .collect()
     }
 
     pub fn call(
@@ -157,7 +196,9 @@ impl Runtime {
         base_url: Option<&str>,
     ) -> Result<String, AdapterError> {
         engine::ensure_ticker().map_err(AdapterError::internal)?;
-        let base = configured(base_url).map(hosts::parse_base_url).transpose()?;
+        let base = configured(base_url)
+            .map(hosts::parse_base_url)
+            .transpose()?;
         self.call_one(adapter, entry, input, base.as_ref())
     }
 
@@ -168,7 +209,14 @@ impl Runtime {
         input: &[u8],
         base: Option<&Url>,
     ) -> Result<String, AdapterError> {
-        let text = call::invoke(self.engine, &adapter.pre, &adapter.exports, &self.limits, entry, input)?;
+        let text = call::invoke(
+            self.engine,
+            &adapter.pre,
+            &adapter.exports,
+            &self.limits,
+            entry,
+            input,
+        )?;
         let ok = output::decode(text.as_bytes())?;
         if entry == Entry::BuildRequest {
             let request = output::http_request(ok)?;
@@ -185,14 +233,18 @@ fn configured(base_url: Option<&str>) -> Option<&str> {
 
 fn parse_sha256(hex: &str) -> Result<[u8; 32], AdapterError> {
     let bad = || {
-        AdapterError::host(ErrorCode::RequestInvalid, format!("{hex:?} is not a SHA-256 in hex"))
+        AdapterError::host(
+            ErrorCode::RequestInvalid,
+            format!("{hex:?} is not a SHA-256 in hex"),
+        )
     };
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
     let mut out = [0u8; 32];
     for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
+            .map_err(|_| bad())?;
     }
     Ok(out)
 }
