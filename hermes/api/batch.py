@@ -13,12 +13,15 @@ from uuid import UUID
 import msgspec
 
 from hermes import _core
-from hermes.api.ingest import conclude, decode_create, new_row, predraft
+from hermes.api.ingest import accepted, conclude, decode_create, new_row, predraft, request_hash
 from hermes.api.problems import TYPE_PREFIX
+from hermes.bootstrap import Container
 from hermes.domain.errors import Code, FieldError, HermesError
+from hermes.domain.jobs import StartCommand
 from hermes.domain.messages import MessageCreate
 from hermes.domain.plan import Contact, Draft
 from hermes.domain.tenancy import Principal
+from hermes.infra.postgres.message_reads import PostgresMessageReader
 from hermes.infra.postgres.messages import NewMessage
 
 MAX_BATCH_ITEMS = 1000
@@ -103,9 +106,16 @@ def contact_keys(decoded: list[Decoded]) -> list[str]:
     return sorted({d.req.to for d in decoded if isinstance(d.req.to, str)})
 
 
+def item_key(key: str, index: int) -> str:
+    """The idempotency key of one item of a keyed batch. A request's own key is printable,
+    so the separator keeps these apart from any single message's key."""
+    return f"{key}\x1f{index}"
+
+
 def validate_items(principal: Principal, decoded: list[Decoded], contacts: dict[str, Contact],
                    errors: dict[int, ItemProblem], *, shard_count: int,
                    now_ms: int, policy: dict[str, Any] | None = None,
+                   idempotency_key: str | None = None, body_hash: bytes | None = None,
                    ) -> list[tuple[int, NewMessage]]:
     """Layers 3-6 for every item in one core call; the rows of the valid ones."""
     drafts: list[tuple[int, MessageCreate, Draft, Contact | None]] = []
@@ -127,16 +137,59 @@ def validate_items(principal: Principal, decoded: list[Decoded], contacts: dict[
         except HermesError as exc:
             errors[index] = problem_of(exc)
             continue
+        key = item_key(idempotency_key, index) if idempotency_key else None
         rows.append((index, new_row(principal, spec, req, shard_count=shard_count,
-                                    idempotency_key=None, body_hash=None, now_ms=now_ms)))
+                                    idempotency_key=key, body_hash=body_hash, now_ms=now_ms)))
     return rows
 
 
-def answer(total: int, rows: list[tuple[int, NewMessage]],
+def answer(total: int, accepted: dict[int, tuple[UUID, str]],
            errors: dict[int, ItemProblem]) -> BatchResult:
     items: list[BatchItem] = [BatchItem(index=i) for i in range(total)]
-    for i, row in rows:
-        items[i] = BatchItem(index=i, id=row.id, status=row.status)
+    for i, (mid, status) in accepted.items():
+        items[i] = BatchItem(index=i, id=mid, status=status)
     for i, problem in errors.items():
         items[i] = BatchItem(index=i, error=problem)
-    return BatchResult(object="batch", accepted=len(rows), rejected=len(errors), results=items)
+    return BatchResult(object="batch", accepted=len(accepted), rejected=len(errors),
+                       results=items)
+
+
+async def send(container: Container, principal: Principal, body: bytes, key: str | None,
+               now_ms: int) -> tuple[BatchResult, bool]:
+    """Validate, commit and start a batch; the answer and whether it replays an earlier one.
+
+    With an Idempotency-Key every item is committed under its own derived key, so a
+    retry finds what the first attempt committed (even if it was cut short) and only
+    commits the rest: the answer names the same ids.
+    """
+    items = decode_batch(body)
+    body_hash = request_hash(body) if key else None
+    prior = {}
+    if key:
+        keys = [item_key(key, i) for i in range(len(items))]
+        found = await PostgresMessageReader(container.pool).by_idempotency_keys(
+            principal.tenant_id, keys)
+        if any(p.idempotency_hash != body_hash for p in found.values()):
+            raise HermesError(Code.IDEMPOTENCY_CONFLICT,
+                              "this Idempotency-Key was first used with a different batch")
+        prior = {i: found[k] for i, k in enumerate(keys) if k in found}
+    errors: dict[int, ItemProblem] = {}
+    decoded = [d for d in decode_items(items, errors) if d.index not in prior]
+    contacts = await container.contacts.resolve_many(principal.tenant_id, contact_keys(decoded))
+    rows = validate_items(principal, decoded, contacts, errors,
+                          shard_count=container.settings.shard_count, now_ms=now_ms,
+                          idempotency_key=key, body_hash=body_hash)
+    done = {i: (p.id, p.initial_status) for i, p in prior.items()}
+    if rows:
+        results = await container.writer.insert_many([r for _, r in rows])
+        for (index, row), result in zip(rows, results, strict=True):
+            a = accepted(row, result, body_hash)
+            done[index] = (UUID(a.id), a.status)
+            if not a.replayed:
+                container.publisher.submit(row.shard, start_command(principal, row))
+    return answer(len(items), done, errors), bool(prior)
+
+
+def start_command(principal: Principal, row: NewMessage) -> StartCommand:
+    return StartCommand(id=row.id, tenant_id=principal.tenant_id, mode=principal.mode,
+                        shard=row.shard, spec=msgspec.Raw(row.spec_json.encode()))

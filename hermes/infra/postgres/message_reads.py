@@ -14,6 +14,8 @@ from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
+from hermes.infra.postgres.messages import ExistingMessage
+
 _DETAIL = """
 SELECT m.id, m.status, m.outcome, m.mode, m.shard, m.spec::text, m.metadata::text,
        m.send_at, m.expires_at, m.created_at, m.updated_at, m.finished_at, m.engine_state,
@@ -137,3 +139,17 @@ class PostgresMessageReader:
         if r is None:
             return None
         return CancelRow(status=r[0], shard=r[1], created_at=r[2], final=bool(r[3]))
+
+    async def by_idempotency_keys(self, tenant_id: UUID,
+                                  keys: list[str]) -> dict[str, ExistingMessage]:
+        """Messages already committed under these keys, with the status they were accepted in."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT m.idempotency_key, m.id, e.data->>'status', m.created_at,"
+                " m.idempotency_hash FROM messages m"
+                " JOIN message_events e ON e.message_id = m.id AND e.kind = 'accepted'"
+                " WHERE m.tenant_id = %s AND m.idempotency_key = ANY(%s)", (tenant_id, keys))
+            rows = await cur.fetchall()
+        return {r[0]: ExistingMessage(id=r[1], initial_status=r[2], created_at=r[3],
+                                      idempotency_hash=bytes(r[4]) if r[4] is not None else None)
+                for r in rows}

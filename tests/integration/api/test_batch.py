@@ -9,7 +9,7 @@ from litestar.testing import AsyncTestClient
 
 from hermes.bootstrap import Container
 from hermes.domain.plan import Contact
-from tests.integration.api.conftest import Tenant, count_messages
+from tests.integration.api.conftest import Tenant, add_key, count_messages
 from tests.integration.api.nats_helpers import cascade_commands
 
 GOOD = {"to": {"phone": "+4520123456"}, "body": "Your order has shipped"}
@@ -99,13 +99,51 @@ async def test_bad_envelopes_are_problems(
     assert await count_messages(container, tenant) == 0
 
 
-async def test_batch_refuses_an_idempotency_key_and_needs_send_scope(
-    client: Client, container: Container, tenant: Tenant, make_tenant: object,
+async def test_an_idempotency_key_replays_the_whole_first_answer(
+    client: Client, container: Container, tenant: Tenant,
 ) -> None:
-    resp = await client.post("/v1/messages/batch", json={"messages": [GOOD]},
-                             headers={**tenant.auth, "Idempotency-Key": "k1"})
-    assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "Idempotency-Key"
-    from tests.integration.api.conftest import add_key
+    headers = {**tenant.auth, "Idempotency-Key": f"batch-{uuid.uuid4()}"}
+    items = [GOOD, {"to": {"phone": "+4512345678"}, "body": "bad"}, {**GOOD, "body": "two"}]
+    first = await client.post("/v1/messages/batch", json={"messages": items}, headers=headers)
+    again = await client.post("/v1/messages/batch", json={"messages": items}, headers=headers)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json() and first.json()["accepted"] == 2
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert await count_messages(container, tenant) == 2
+
+    other = await client.post("/v1/messages/batch", json={"messages": [GOOD]}, headers=headers)
+    assert other.status_code == 422 and other.json()["code"] == "idempotency.conflict"
+    # The batch's keys never collide with a single message's key.
+    single = await client.post("/v1/messages", json=GOOD, headers=headers)
+    assert single.status_code == 202 and single.json()["id"] not in [
+        r.get("id") for r in first.json()["results"]]
+    assert await count_messages(container, tenant) == 3
+
+
+async def test_a_retry_commits_what_the_first_attempt_did_not(
+    client: Client, container: Container, tenant: Tenant,
+) -> None:
+    key = f"batch-{uuid.uuid4()}"
+    items = [GOOD, {**GOOD, "body": "two"}]
+    first = await client.post("/v1/messages/batch", json={"messages": items},
+                              headers={**tenant.auth, "Idempotency-Key": key})
+    kept = first.json()["results"][0]["id"]
+    # As if the first attempt had died after committing only item 0.
+    async with container.pool.connection() as conn:
+        lost = uuid.UUID(first.json()["results"][1]["id"])
+        await conn.execute("DELETE FROM message_events WHERE message_id = %s", (lost,))
+        await conn.execute("DELETE FROM messages WHERE id = %s", (lost,))
+    again = await client.post("/v1/messages/batch", json={"messages": items},
+                              headers={**tenant.auth, "Idempotency-Key": key})
+    results = again.json()["results"]
+    assert results[0]["id"] == kept and results[1]["id"] != str(lost)
+    assert await count_messages(container, tenant) == 2
+
+
+async def test_batch_needs_send_scope(
+    client: Client, container: Container, tenant: Tenant,
+) -> None:
     key = await add_key(container, tenant.id, ("read",))
     resp = await client.post("/v1/messages/batch", json={"messages": [GOOD]},
                              headers={"Authorization": f"Bearer {key}"})
