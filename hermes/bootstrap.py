@@ -11,15 +11,25 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from hermes.delivery.google_oauth import GoogleTokens
+from hermes.infra.http.client import ProviderHttp
 from hermes.infra.nats.connection import NatsConnection
 from hermes.infra.nats.publisher import StartPublisher
+from hermes.infra.postgres.attempts import PostgresAttemptStore
 from hermes.infra.postgres.contacts import PostgresContactStore
 from hermes.infra.postgres.messages import GroupCommitWriter
 from hermes.infra.postgres.pool import make_pool
 from hermes.infra.postgres.tenants import PostgresTenantStore
 from hermes.infra.redis.client import make_redis
 from hermes.ports import Probe, TenantStore
+from hermes.providers.accounts import AccountDirectory
+from hermes.providers.callbacks import CallbackIntake
+from hermes.providers.registry import AdapterRegistry
+from hermes.providers.sns import SnsVerifier
 from hermes.settings import Settings
+
+# Default of the fields `open_container` always sets (unit-test fakes leave them None).
+_SET_AT_OPEN: Any = None
 
 
 class ConfigurationError(RuntimeError):
@@ -39,8 +49,20 @@ class Container:
     writer: GroupCommitWriter
     publisher: StartPublisher
     probes: list[Probe] = field(default_factory=list)
+    # Provider accounts and routing, the WASM adapters, the pooled provider HTTP client,
+    # Google OAuth tokens and the attempts table. Unset (None) only in unit-test fakes.
+    accounts: AccountDirectory = _SET_AT_OPEN
+    adapters: AdapterRegistry = _SET_AT_OPEN
+    http: ProviderHttp = _SET_AT_OPEN
+    google_tokens: GoogleTokens = _SET_AT_OPEN
+    attempts: PostgresAttemptStore = _SET_AT_OPEN
+    callbacks: CallbackIntake = _SET_AT_OPEN
 
     async def close(self) -> None:
+        if self.attempts is not None:
+            await self.attempts.close()
+        if self.http is not None:
+            await self.http.close()
         await self.publisher.stop()
         await self.writer.stop()
         await self.nats.close()
@@ -80,6 +102,13 @@ async def open_container(settings: Settings, *, name: str) -> Container:
         writer=GroupCommitWriter(pool),
         publisher=StartPublisher(nats),
     )
+    container.accounts = AccountDirectory(pool, sandbox_url=settings.sandbox_url)
+    container.adapters = AdapterRegistry.from_settings(settings)
+    container.http = ProviderHttp()
+    container.google_tokens = GoogleTokens(container.http)
+    container.attempts = PostgresAttemptStore(pool)
+    container.callbacks = CallbackIntake(container.adapters, container.attempts,
+                                         SnsVerifier(container.http))
     container.writer.start()
     container.publisher.start()
     container.probes = [PostgresProbe(pool), NatsProbe(nats), RedisProbe(redis)]

@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     api_port: int = msgspec.field(default=8080)
     # Largest request body the API reads, in bytes (validation layer 1).
     max_body_bytes: int = 4 * 1024 * 1024
+    # The URL providers reach the API at (delivery-receipt callbacks); defaults to api_url.
+    public_url: str | None = None
 
     # Where `hermes dev` keeps service data and `dev.env`, relative to the working directory.
     data_dir: str = ".hermes"
@@ -70,6 +72,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     @property
     def api_url(self) -> str:
         return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def callback_base_url(self) -> str:
+        """Where providers send receipts: `public_url`, else the API's own URL."""
+        return (self.public_url or self.api_url).rstrip("/")
 
     def with_overrides(self, **changes: Any) -> Settings:
         return msgspec.structs.replace(self, **changes)

@@ -16,6 +16,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 import hermes
 from hermes.api.account import AccountController
 from hermes.api.auth import provide_principal
+from hermes.api.callbacks import CallbacksController
 from hermes.api.contacts import ContactsController
 from hermes.api.health import HealthController
 from hermes.api.messages import MessagesController
@@ -65,6 +66,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
 
     return Litestar(
         route_handlers=[HealthController, AccountController, MessagesController, ContactsController,
+                        CallbacksController,
                         WebhooksController],
         dependencies={
             "container": Provide(provide_container, sync_to_thread=False),

@@ -1,0 +1,162 @@
+"""PostgresAttemptStore: the `attempts` rows delivery claims and answers, and receipts move on.
+
+An attempt goes `pending -> sending` (claimed before the provider call, so a
+redelivered job is never sent twice) `-> accepted | rejected | failed`, then
+receipts move an accepted attempt on, never backwards (`delivered` does not
+become `sent` again). Claims and answers from concurrent jobs are written in
+batches: one statement per batch, not per send.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from hermes.delivery.batching import Batcher
+
+log = logging.getLogger("hermes.attempts")
+
+# How far along a status is; a receipt only ever moves an attempt forward.
+STATUS_RANK: dict[str, int] = {
+    "pending": 0, "sending": 1, "accepted": 2, "sent": 3,
+    "delivered": 4, "undelivered": 4, "failed": 4, "bounced": 4, "read": 5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How the provider answered one claimed attempt."""
+
+    attempt_id: UUID
+    status: str  # accepted | rejected | failed
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    provider_error_code: str | None = None
+    segments: int | None = None
+    cost: Decimal | None = None
+    adapter: str | None = None
+    adapter_version: str | None = None
+    adapter_sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    id: UUID
+    message_id: UUID
+    step: int
+    attempt: int
+    status: str
+    provider_account_id: UUID | None
+    provider_message_id: str | None
+    error_code: str | None
+    shard: int
+
+
+_SELECT = """
+SELECT a.id, a.message_id, a.step, a.attempt, a.status, a.provider_account_id,
+       a.provider_message_id, a.error_code, m.shard
+FROM attempts a JOIN messages m ON m.id = a.message_id
+"""
+
+_CLAIM = """
+UPDATE attempts SET status = 'sending', sent_at = now()
+WHERE id = ANY(%s) AND status = 'pending'
+RETURNING id
+"""
+
+_ANSWER = """
+UPDATE attempts SET status = %s, provider_message_id = %s, error_code = %s,
+    provider_error_code = %s, segments = %s, cost = %s, answered_at = now(),
+    adapter = COALESCE(%s, adapter), adapter_version = COALESCE(%s, adapter_version),
+    adapter_sha256 = COALESCE(%s, adapter_sha256)
+WHERE id = %s AND status = 'sending'
+"""
+
+
+class PostgresAttemptStore:
+    def __init__(self, pool: AsyncConnectionPool, *, max_batch: int = 500) -> None:
+        self.pool = pool
+        self._claims: Batcher[UUID, bool] = Batcher(self._claim_many, max_batch=max_batch,
+                                                    name="attempt-claims")
+        self._answers: Batcher[Answer, Exception | None] = Batcher(
+            self._answer_many, max_batch=max_batch, name="attempt-answers")
+
+    async def close(self) -> None:
+        await self._claims.close()
+        await self._answers.close()
+
+    async def claim(self, attempt_id: UUID) -> bool:
+        """pending -> sending; False if the attempt was not pending (or does not exist)."""
+        return await self._claims.submit(attempt_id)
+
+    async def answer(self, answer: Answer) -> None:
+        """Record the provider's answer on a claimed (`sending`) attempt."""
+        failed = await self._answers.submit(answer)
+        if failed is not None:
+            raise failed
+
+    async def get(self, attempt_id: UUID) -> AttemptRow | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_SELECT + " WHERE a.id = %s", (attempt_id,))
+            row = await cur.fetchone()
+        return None if row is None else AttemptRow(*row)
+
+    async def fail_stuck(self, attempt_id: UUID, code: str) -> None:
+        """Close an attempt left in `sending` by a crash between provider call and record."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE attempts SET status = 'failed', error_code = %s, answered_at = now() "
+                "WHERE id = %s AND status = 'sending'", (code, attempt_id))
+
+    async def by_provider_ids(self, account_id: UUID,
+                              provider_message_ids: list[str]) -> dict[str, AttemptRow]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                _SELECT + " WHERE a.provider_account_id = %s AND a.provider_message_id = ANY(%s)",
+                (account_id, provider_message_ids))
+            rows = await cur.fetchall()
+        return {r.provider_message_id: r for r in (AttemptRow(*row) for row in rows)
+                if r.provider_message_id is not None}
+
+    async def advance(self, row: AttemptRow, status: str, at: datetime,
+                      provider_error_code: object = None) -> bool:
+        """Move the attempt to a receipt's status if that is forward; False if not moved."""
+        if STATUS_RANK.get(status, 0) <= STATUS_RANK.get(row.status, 0):
+            return False
+        code = None if provider_error_code is None else str(provider_error_code)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE attempts SET status = %s, receipt_at = %s,"
+                " provider_error_code = COALESCE(%s, provider_error_code)"
+                " WHERE id = %s AND status = %s",
+                (status, at, code, row.id, row.status))
+            return cur.rowcount == 1
+
+    # --- batch flushes ---
+
+    async def _claim_many(self, ids: list[UUID]) -> list[bool]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_CLAIM, (ids,))
+            claimed = {r[0] for r in await cur.fetchall()}
+        return [i in claimed for i in ids]
+
+    async def _answer_many(self, answers: list[Answer]) -> list[Exception | None]:
+        params = [(a.status, a.provider_message_id, a.error_code, a.provider_error_code,
+                   a.segments, a.cost, a.adapter, a.adapter_version, a.adapter_sha256,
+                   a.attempt_id) for a in answers]
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                async with conn.cursor() as cur:
+                    await cur.executemany(_ANSWER, params)
+        except psycopg.errors.IntegrityError as exc:
+            # One bad row (a provider message id seen before) must not sink the batch.
+            if len(params) == 1:
+                return [exc]
+            return [(await self._answer_many([one]))[0] for one in answers]
+        return [None] * len(answers)

@@ -1,0 +1,65 @@
+"""The JetStream side of delivery: jobs pulled from HERMES_DELIVER, results published,
+jobs acked, and a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from hermes.delivery.worker import DURABLE, STREAM
+from hermes.domain.jobs import ENCODER, deliver_subject
+from tests.integration.delivery.support import SES, TWILIO, World
+
+
+async def _clear_consumers(world: World) -> None:
+    """Work-queue streams allow one consumer per subject; drop what earlier tests left."""
+    js = world.container.nats.jetstream()
+    for info in await js.consumers_info(STREAM):
+        await js.delete_consumer(STREAM, info.name)
+
+
+async def test_jobs_from_jetstream_are_sent_answered_and_acked(world: World) -> None:
+    await _clear_consumers(world)
+    js = world.container.nats.jetstream()
+    jobs = [await world.job("sms", f"+44740000000{d}", TWILIO) for d in (1, 3, 4)]
+    jobs.append(await world.job("email", "success@example.com", SES))
+    for job in jobs:
+        await js.publish(deliver_subject(job.channel), ENCODER.encode(job),
+                         headers={"Nats-Msg-Id": str(job.attempt_id)})
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(world.worker.run(stop))
+    try:
+        await world.events.wait_for(len(jobs), within=10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+
+    outcomes = {r.attempt_id: r.outcome for r in world.events.results()}
+    assert outcomes == {jobs[0].attempt_id: "accepted", jobs[1].attempt_id: "accepted",
+                        jobs[2].attempt_id: "provider_error", jobs[3].attempt_id: "accepted"}
+    info = await js.consumer_info(STREAM, DURABLE)
+    assert info.num_pending == 0 and info.num_ack_pending == 0  # every job acked
+    with contextlib.suppress(Exception):
+        await js.delete_consumer(STREAM, DURABLE)
+
+
+async def test_an_undecodable_job_is_dropped_and_the_loop_goes_on(world: World) -> None:
+    await _clear_consumers(world)
+    js = world.container.nats.jetstream()
+    await js.publish(deliver_subject("sms"), b"not a job")
+    job = await world.job("sms", "+447400000001", TWILIO)
+    await js.publish(deliver_subject("sms"), ENCODER.encode(job),
+                     headers={"Nats-Msg-Id": str(job.attempt_id)})
+    stop = asyncio.Event()
+    running = asyncio.create_task(world.worker.run(stop))
+    try:
+        await world.events.wait_for(1, within=10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+    assert world.events.results()[0].outcome == "accepted"
+    info = await js.consumer_info(STREAM, DURABLE)
+    assert info.num_pending == 0 and info.num_ack_pending == 0
+    with contextlib.suppress(Exception):
+        await js.delete_consumer(STREAM, DURABLE)
