@@ -412,7 +412,18 @@ class CascadeEngine:
     `apply` and `tick` run whole batches in Rust without the GIL; expiring
     timers drive transitions there, with no Python call per timer. Timer
     actions are applied to the wheel and also returned, so the host can
-    persist each message's deadline. Finished cascades are dropped.
+    persist each message's deadline. Finished cascades are dropped, so a
+    redelivered `start` for a finished message must be filtered by the host
+    (from the message's stored status).
+
+    A worker's loop, in outline::
+
+        actions = engine.apply(events_from_nats, now_ms)   # start, results, receipts
+        actions += engine.tick(now_ms)                      # step timeouts, send_at, expiry
+        # persist timeline/notify/set_timer/finish per message id, publish each
+        # dispatch as a delivery job (Router.select(..., exclude=a["exclude"])
+        # when a["provider"] is None), then sleep until engine.next_deadline()
+        # or the next event.
     """
 
     def __new__(cls, now_ms: int) -> CascadeEngine: ...
