@@ -2,9 +2,13 @@
 
 A claim moves the delivery's `next_attempt_at` forward by a lease and counts the
 attempt, then commits; the HTTP calls happen outside any transaction. A
-dispatcher that dies mid-batch leaves its deliveries pending, so they go out
+dispatcher that dies mid-flight leaves its deliveries pending, so they go out
 again when the lease runs out (at least once: the receiver deduplicates by
 `webhook-id`, which is the delivery id and the same on every attempt).
+
+`run` keeps up to `max_in_flight` requests going at once and claims more as
+they finish, so one slow endpoint holds a slot, never a batch; outcomes are
+recorded in batches by a single task.
 """
 
 from __future__ import annotations
@@ -14,23 +18,24 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
 
-import httpx
-from psycopg import AsyncConnection
+import aiohttp
+from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 import hermes
-from hermes.webhooks.schedule import retry_delay
+from hermes.webhooks.delivery import GONE_REASON, Claimed, Outcome, classify
+from hermes.webhooks.enqueue import NOTIFY_CHANNEL
 from hermes.webhooks.signing import secret_key, signature
 
 log = logging.getLogger("hermes.webhooks")
 
 USER_AGENT = f"Hermes-Webhooks/{hermes.__version__}"
-MAX_ERROR_CHARS = 500
+# Enough of an answer to keep the connection for the next request; the rest is ignored.
+MAX_ANSWER_BYTES = 64 * 1024
+RECORD_BATCH = 500
 
 _CLAIM = """
 WITH due AS (
@@ -66,31 +71,6 @@ UPDATE webhook_deliveries SET status = 'abandoned', last_error = 'endpoint disab
 WHERE endpoint_id = ANY(%s::uuid[]) AND status = 'pending'
 """
 
-GONE_REASON = "the endpoint answered 410 Gone"
-
-
-@dataclass(frozen=True)
-class Claimed:
-    id: UUID
-    attempt: int
-    body: bytes
-    endpoint_id: UUID
-    url: str
-    secret: str
-    enabled: bool
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one attempt came to, as it is recorded."""
-
-    status: str  # pending (retry later) | delivered | failed | abandoned
-    next_at: datetime | None = None
-    http_status: int | None = None
-    error: str | None = None
-    delivered_at: datetime | None = None
-    disable_endpoint: bool = False
-
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -100,94 +80,165 @@ class WebhookDispatcher:
     """Sends due webhook deliveries until `run`'s stop event is set.
 
     `now` and `rng` are injectable so the retry schedule can be tested in
-    virtual time; `client` so tests (or a deployment) can bring their own pool.
+    virtual time; `session` so a caller can bring its own HTTP client.
     """
 
     def __init__(
         self,
         pool: AsyncConnectionPool,
         *,
-        client: httpx.AsyncClient | None = None,
+        session: aiohttp.ClientSession | None = None,
         now: Callable[[], datetime] = _utcnow,
         rng: random.Random | None = None,
         batch_size: int = 100,
-        lanes: int = 4,
+        max_in_flight: int = 256,
+        per_host: int = 64,
         timeout_s: float = 10.0,
-        poll_interval_s: float = 0.2,
+        poll_interval_s: float = 0.5,
+        listen: bool = True,
     ) -> None:
-        assert batch_size > 0 and lanes > 0 and timeout_s > 0
+        assert batch_size > 0 and max_in_flight > 0 and per_host > 0 and timeout_s > 0
         self.pool = pool
         self.now = now
         self.rng = rng or random.Random()
         self.batch_size = batch_size
-        self.lanes = lanes
+        self.max_in_flight = max_in_flight
+        self.per_host = per_host
         self.timeout_s = timeout_s
         self.poll_interval_s = poll_interval_s
+        self.listen = listen
         # Longer than any attempt can take, so a live dispatcher never loses its claim.
         self.lease = timedelta(seconds=timeout_s + 60)
-        self._own_client = client is None
-        self.client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(max_connections=batch_size * lanes,
-                                max_keepalive_connections=batch_size),
-            follow_redirects=False,
-            headers={"user-agent": USER_AGENT},
-        )
+        self._session = session
+        self._own_session = session is None
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll."""
         self._wake.set()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        try:
-            await asyncio.gather(*(self._lane(stop) for _ in range(self.lanes)))
-        finally:
-            await self.aclose()
+    def session(self) -> aiohttp.ClientSession:
+        # Made on first use: an aiohttp session belongs to the running event loop.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_in_flight,
+                                               limit_per_host=self.per_host, ttl_dns_cache=60),
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                headers={"user-agent": USER_AGENT},
+                auto_decompress=False,
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        if self._own_client:
-            await self.client.aclose()
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
 
-    async def _lane(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                sent = await self.dispatch_once()
-            except Exception:
-                log.exception("webhook dispatch failed; retrying")
-                sent = 0
-            if sent < self.batch_size and not stop.is_set():
-                await self._idle(stop)
+    # -- the long-running loop -------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and send until `stop` is set; then finish what is in flight, record it, return."""
+        results: asyncio.Queue[tuple[Claimed, Outcome] | None] = asyncio.Queue()
+        recorder = asyncio.create_task(self._record_loop(results))
+        listener = asyncio.create_task(self._listen(stop)) if self.listen else None
+        in_flight: set[asyncio.Task[None]] = set()
+
+        async def send(c: Claimed) -> None:
+            results.put_nowait((c, await self._attempt(c)))
+
+        try:
+            while not stop.is_set():
+                free = self.max_in_flight - len(in_flight)
+                if free <= 0:
+                    await _first_of(stop, *in_flight)
+                    continue
+                try:
+                    batch = await self._claim_batch(min(self.batch_size, free))
+                except Exception:
+                    log.exception("claiming webhook deliveries failed; retrying")
+                    batch = []
+                for c in batch:
+                    task = asyncio.create_task(send(c))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                if len(batch) < min(self.batch_size, free):
+                    await self._idle(stop)
+        finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+            if in_flight:
+                await asyncio.wait(in_flight)
+            results.put_nowait(None)
+            await recorder
+            await self.aclose()
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self._wake.clear()
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        woken = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait(waiters, timeout=self.poll_interval_s,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await _first_of(stop, woken, timeout=self.poll_interval_s)
         finally:
-            for w in waiters:
-                w.cancel()
-            for w in waiters:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await w
+            woken.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await woken
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """Wake on `enqueue`'s notifications, so new deliveries go out without waiting for a poll.
+
+        Polling stays the fallback (and finds retries as they fall due); a lost
+        listening connection is reopened.
+        """
+        conninfo = self.pool.conninfo
+        if not isinstance(conninfo, str):
+            return  # a pool with computed credentials: polling only
+        while not stop.is_set():
+            try:
+                async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
+                    self.wake()  # whatever was queued before we listened
+                    while not stop.is_set():
+                        async for _ in conn.notifies(timeout=1.0):
+                            self.wake()
+            except Exception as exc:
+                log.warning("webhook notifications unavailable (%s); polling", exc)
+                await _first_of(stop, timeout=5.0)
+
+    async def _record_loop(self, results: asyncio.Queue[tuple[Claimed, Outcome] | None]) -> None:
+        done = False
+        while not done:
+            items = [await results.get()]
+            while not results.empty() and len(items) < RECORD_BATCH:
+                items.append(results.get_nowait())
+            if items[-1] is None:
+                done = True
+            pairs = [i for i in items if i is not None]
+            if not pairs:
+                continue
+            try:
+                async with self.pool.connection() as conn:
+                    await self._record(conn, [c for c, _ in pairs], [o for _, o in pairs])
+            except Exception:
+                # The deliveries stay pending under their lease and go out again after it.
+                log.exception("recording %d webhook outcomes failed", len(pairs))
+
+    # -- one step at a time (the loop above, and tests in virtual time) ---------
 
     async def dispatch_once(self) -> int:
         """Claim one batch of due deliveries, send them, record the outcomes; the batch size."""
-        now = self.now()
-        async with self.pool.connection() as conn:
-            batch = await self._claim(conn, now)
+        batch = await self._claim_batch(self.batch_size)
         if not batch:
             return 0
-        outcomes = await asyncio.gather(*(self._attempt(c) for c in batch))
+        outcomes = list(await asyncio.gather(*(self._attempt(c) for c in batch)))
         async with self.pool.connection() as conn:
             await self._record(conn, batch, outcomes)
         return len(batch)
 
-    async def _claim(self, conn: AsyncConnection[Any], now: datetime) -> list[Claimed]:
-        async with conn.transaction():
-            cur = await conn.execute(_CLAIM, {"now": now, "n": self.batch_size,
-                                              "lease": now + self.lease})
+    async def _claim_batch(self, n: int) -> list[Claimed]:
+        now = self.now()
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(_CLAIM, {"now": now, "n": n, "lease": now + self.lease})
             rows = await cur.fetchall()
         return [Claimed(id=r[0], attempt=r[1], body=r[2].encode(), endpoint_id=r[3], url=r[4],
                         secret=r[5], enabled=r[6]) for r in rows]
@@ -195,9 +246,10 @@ class WebhookDispatcher:
     async def _attempt(self, c: Claimed) -> Outcome:
         if not c.enabled:
             return Outcome("abandoned", error="endpoint disabled")
-        sent_at = self.now()
-        timestamp = int(sent_at.timestamp())
+        timestamp = int(self.now().timestamp())
         msg_id = str(c.id)
+        http_status: int | None = None
+        error: str | None = None
         try:
             headers = {
                 "content-type": "application/json",
@@ -205,29 +257,20 @@ class WebhookDispatcher:
                 "webhook-timestamp": str(timestamp),
                 "webhook-signature": signature(secret_key(c.secret), msg_id, timestamp, c.body),
             }
-            response = await self.client.post(c.url, content=c.body, headers=headers)
-        except httpx.TimeoutException:
-            return self._failed(c, None, f"no answer within {self.timeout_s:g} s")
-        except httpx.HTTPError as exc:
-            return self._failed(c, None, f"{type(exc).__name__}: {exc}".strip())
-        except Exception as exc:  # a URL httpx refuses, a broken secret: keep the batch going
+            async with self.session().post(c.url, data=c.body, headers=headers,
+                                           allow_redirects=False) as response:
+                http_status = response.status
+                error = f"HTTP {response.status} {response.reason or ''}".strip()
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    await response.content.read(MAX_ANSWER_BYTES)
+        except TimeoutError:
+            error = f"no answer within {self.timeout_s:g} s"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}".strip()
+        except Exception as exc:  # a URL the client refuses, a broken secret: keep going
             log.warning("webhook %s to %s failed: %r", c.id, c.url, exc)
-            return self._failed(c, None, f"{type(exc).__name__}: {exc}".strip())
-        code = response.status_code
-        if 200 <= code < 300:
-            return Outcome("delivered", http_status=code, delivered_at=self.now())
-        if code == 410:
-            return Outcome("abandoned", http_status=code, error=GONE_REASON,
-                           disable_endpoint=True)
-        return self._failed(c, code, f"HTTP {code} {response.reason_phrase}".strip())
-
-    def _failed(self, c: Claimed, http_status: int | None, error: str) -> Outcome:
-        error = error[:MAX_ERROR_CHARS]
-        delay = retry_delay(c.attempt, self.rng)
-        if delay is None:
-            return Outcome("failed", http_status=http_status, error=error)
-        return Outcome("pending", next_at=self.now() + timedelta(seconds=delay),
-                       http_status=http_status, error=error)
+            error = f"{type(exc).__name__}: {exc}".strip()
+        return classify(c.attempt, http_status, error, self.now(), self.rng)
 
     async def _record(
         self, conn: AsyncConnection[Any], batch: list[Claimed], outcomes: list[Outcome]
@@ -244,3 +287,17 @@ class WebhookDispatcher:
                 await conn.execute(_ABANDON_PENDING, (gone,))
         for endpoint_id in gone:
             log.info("webhook endpoint %s answered 410 Gone; disabled", endpoint_id)
+
+
+async def _first_of(
+    stop: asyncio.Event, *others: asyncio.Future[Any], timeout: float | None = None
+) -> None:
+    """Wait until `stop` is set, any of `others` is done, or `timeout` passes."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({stopping, *others}, timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopping

@@ -12,6 +12,9 @@ from psycopg import AsyncConnection
 
 from hermes.webhooks.events import WebhookEvent, body_of
 
+# Dispatchers LISTEN here; the notification is delivered when the caller commits.
+NOTIFY_CHANNEL = "hermes_webhooks"
+
 # One statement for the whole batch: every event is joined to every enabled endpoint
 # of its tenant. clock_timestamp() rather than now() so deliveries made in one
 # transaction list in the order their events were given.
@@ -49,4 +52,7 @@ async def enqueue(
         types.append(event.type)
         bodies.append(msgspec.json.encode(body_of(event, now)).decode())
     cur = await conn.execute(_INSERT, (tenants, messages, types, bodies))
-    return max(cur.rowcount, 0)
+    queued = max(cur.rowcount, 0)
+    if queued:
+        await conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+    return queued

@@ -76,6 +76,7 @@ class Receiver:
     """A tiny HTTP/1.1 server on 127.0.0.1 that records requests and answers by path."""
 
     statuses: dict[str, list[int]] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
     requests: list[Received] = field(default_factory=list)
     port: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -88,6 +89,14 @@ class Receiver:
     def answer(self, path: str, *statuses: int) -> None:
         """Answer `path` with these statuses in turn, then with the last one for ever."""
         self.statuses[path] = list(statuses)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout):
+            while True:
+                self.arrived.clear()
+                if predicate():
+                    return
+                await self.arrived.wait()
 
     def _status(self, path: str) -> int:
         queue = self.statuses.get(path, [200])
@@ -116,6 +125,8 @@ class Receiver:
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 self.requests.append(Received(path, headers, body))
                 self.arrived.set()
+                if path in self.delays:
+                    await asyncio.sleep(self.delays[path])
                 status = self._status(path)
                 writer.write(f"HTTP/1.1 {status} Answer\r\nContent-Length: 0\r\n\r\n".encode())
                 await writer.drain()

@@ -249,18 +249,19 @@ async def test_410_disables_the_endpoint_and_stops_its_deliveries(
     assert await queue(container, [event(tenant)]) == 1
 
 
-async def test_run_sends_until_stopped(
+async def test_run_wakes_on_enqueue_and_sends_until_stopped(
     container: Container, tenant: Tenant, receiver: Receiver
 ) -> None:
     secret = (await add_endpoint(container, tenant, receiver.url("/run")))[1]
     stop = asyncio.Event()
-    d = WebhookDispatcher(container.pool, poll_interval_s=0.05, lanes=2)
+    # A poll interval far beyond the test's patience: only the notification can wake it.
+    d = WebhookDispatcher(container.pool, poll_interval_s=3600)
     task = asyncio.create_task(d.run(stop))
     try:
+        await asyncio.sleep(0.5)  # listening by now
         ev = WebhookEvent(tenant_id=tenant.id, message_id=uuid.uuid4(), type="message.read",
                           payload={"step": 1})
         await queue(container, [ev])
-        d.wake()
         await asyncio.wait_for(receiver.arrived.wait(), timeout=10)
     finally:
         stop.set()
@@ -268,3 +269,32 @@ async def test_run_sends_until_stopped(
     [got] = receiver.requests
     assert json.loads(got.body)["data"]["step"] == 1
     Webhook(secret).verify(got.body, got.headers)
+    [row] = await _deliveries_of(container, tenant)
+    assert row["status"] == "delivered"
+
+
+async def test_a_slow_endpoint_does_not_hold_up_others_and_stop_waits_for_it(
+    container: Container, make_tenant: TenantFactory, receiver: Receiver
+) -> None:
+    slow_tenant, fast_tenant = await make_tenant(), await make_tenant()
+    receiver.delays["/slow"] = 2.0
+    await add_endpoint(container, slow_tenant, receiver.url("/slow"))
+    await add_endpoint(container, fast_tenant, receiver.url("/fast"))
+    stop = asyncio.Event()
+    d = WebhookDispatcher(container.pool, poll_interval_s=0.05, batch_size=1)
+    task = asyncio.create_task(d.run(stop))
+    try:
+        await queue(container, [event(slow_tenant)])
+        await asyncio.wait_for(receiver.arrived.wait(), timeout=10)  # the slow one is in flight
+        start = asyncio.get_running_loop().time()
+        await queue(container, [event(fast_tenant) for _ in range(5)])
+        await receiver.wait_until(lambda: [r.path for r in receiver.requests].count("/fast") == 5)
+        assert asyncio.get_running_loop().time() - start < 1.5
+        fast = await _deliveries_of(container, fast_tenant)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+    # Stopping let the slow request finish and recorded it.
+    [slow] = await _deliveries_of(container, slow_tenant)
+    assert slow["status"] == "delivered"
+    assert len(fast) == 5
