@@ -12,6 +12,7 @@ from standardwebhooks import Webhook
 
 from hermes.domain.errors import HermesError
 from hermes.webhooks import EVENT_TYPES, MAX_ATTEMPTS, RETRY_SCHEDULE_S, WebhookEvent, new_secret
+from hermes.webhooks.delivery import classify
 from hermes.webhooks.events import body_of
 from hermes.webhooks.schedule import retry_delay
 from hermes.webhooks.signing import secret_key, sign
@@ -83,3 +84,22 @@ def test_bad_urls_are_webhook_invalid_url(url: str) -> None:
         validate_url(url)
     assert info.value.code == "webhook.invalid_url"
     assert info.value.errors[0].field == "url"
+
+
+def test_answers_are_classified_as_the_schedule_says() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    rng = random.Random(3)
+    ok = classify(1, 204, "HTTP 204", now, rng)
+    assert ok.status == "delivered" and ok.delivered_at == now and ok.error is None
+    gone = classify(1, 410, "HTTP 410 Gone", now, rng)
+    assert gone.status == "abandoned" and gone.disable_endpoint
+    retry = classify(2, 503, "HTTP 503 Service Unavailable", now, rng)
+    assert retry.status == "pending" and retry.http_status == 503 and retry.next_at is not None
+    assert 270 <= (retry.next_at - now).total_seconds() <= 330
+    silent = classify(1, None, "no answer within 10 s", now, rng)
+    assert silent.status == "pending" and silent.http_status is None
+    assert silent.error == "no answer within 10 s"
+    last = classify(MAX_ATTEMPTS, 500, "x" * 2000, now, rng)
+    assert last.status == "failed" and last.next_at is None and len(last.error or "") == 500
+    redirect = classify(1, 301, "HTTP 301 Moved Permanently", now, rng)
+    assert redirect.status == "pending"  # redirects are not followed

@@ -222,6 +222,23 @@ async def test_an_unreachable_endpoint_is_retried_with_the_error_recorded(
     assert state["last_status"] is None and state["last_error"]
 
 
+async def test_an_endpoint_that_does_not_answer_in_time_is_retried(
+    container: Container, tenant: Tenant, receiver: Receiver
+) -> None:
+    receiver.delays["/stuck"] = 3.0
+    await add_endpoint(container, tenant, receiver.url("/stuck"))
+    await queue(container, [event(tenant)])
+    [row] = await _deliveries_of(container, tenant)
+    d = WebhookDispatcher(container.pool, timeout_s=0.5)
+    try:
+        await d.dispatch_once()
+    finally:
+        await d.aclose()
+    state = await _delivery(container, row["id"])
+    assert state["status"] == "pending" and state["last_status"] is None
+    assert state["last_error"] == "no answer within 0.5 s"
+
+
 async def test_410_disables_the_endpoint_and_stops_its_deliveries(
     container: Container, tenant: Tenant, receiver: Receiver
 ) -> None:
