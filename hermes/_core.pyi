@@ -240,12 +240,12 @@ class Wheel:
     def __len__(self) -> int: ...
     def insert(self, id: bytes | int, deadline_ms: int) -> None:
         """Set `id`'s timer, replacing any pending one; a past deadline fires on next advance."""
-    def insert_many(self, ids: bytes, deadlines: Sequence[int]) -> None:
-        """Set many timers: `ids` packed (16 bytes each), one deadline per id."""
+    def insert_many(self, ids: bytes | Sequence[bytes | int], deadlines: Sequence[int]) -> None:
+        """Set many timers: `ids` packed (16 bytes each) or a sequence of ids, one deadline each."""
     def cancel(self, id: bytes | int) -> bool:
         """Cancel `id`'s timer; False if none was pending."""
-    def cancel_many(self, ids: bytes) -> int:
-        """Cancel many timers (`ids` packed); how many were pending."""
+    def cancel_many(self, ids: bytes | Sequence[bytes | int]) -> int:
+        """Cancel many timers (`ids` packed or a sequence); how many were pending."""
     def reschedule(self, id: bytes | int, deadline_ms: int) -> bool:
         """Move `id`'s pending timer; False (and nothing set) if none was pending."""
     def deadline(self, id: bytes | int) -> int | None:

@@ -88,6 +88,18 @@ def test_batches_match_a_heapq_model() -> None:
     assert len(wheel) == 0
 
 
+def test_batches_take_a_list_of_bytes_or_ints_as_well_as_packed_bytes() -> None:
+    wheel = Wheel(0)
+    mids = [uuid.uuid4() for _ in range(3)]
+    wheel.insert_many([mids[0].bytes, mids[1].int], [5, 6])
+    wheel.insert_many(mids[2].bytes, [7])
+    assert [wheel.deadline(m.bytes) for m in mids] == [5, 6, 7]
+    assert wheel.cancel_many([mids[0].int, mids[2].bytes, uuid.uuid4().bytes]) == 2
+    assert wheel.advance(10) == [(mids[1].bytes, 6)]
+    with pytest.raises(TypeError):
+        wheel.cancel_many("not ids")  # type: ignore[arg-type]
+
+
 def test_advance_packed_returns_the_same_timers() -> None:
     wheel = Wheel(0)
     ids = [uuid.uuid4().bytes for _ in range(100)]

@@ -30,6 +30,18 @@ pub(crate) fn id_to_py(py: Python<'_>, id: u128) -> Bound<'_, PyBytes> {
     PyBytes::new(py, &id.to_be_bytes())
 }
 
+/// Ids given either packed (`bytes` of `16 * n`) or as a sequence of ids
+/// (each 16 bytes or an int).
+pub(crate) fn ids_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u128>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return unpack_ids(b.as_bytes());
+    }
+    if obj.is_instance_of::<pyo3::types::PyString>() {
+        return Err(PyTypeError::new_err("ids are packed bytes or a sequence of ids, not a str"));
+    }
+    obj.try_iter()?.map(|item| id_from(&item?)).collect()
+}
+
 /// Splits packed ids (`16 * n` bytes) into ids.
 pub(crate) fn unpack_ids(packed: &[u8]) -> PyResult<Vec<u128>> {
     if packed.len() % 16 != 0 {
@@ -71,9 +83,10 @@ impl PyWheel {
         Ok(())
     }
 
-    /// Set many timers: `ids` packed (16 bytes each), one deadline per id.
-    fn insert_many(&mut self, py: Python<'_>, ids: &[u8], deadlines: Vec<i64>) -> PyResult<()> {
-        let ids = unpack_ids(ids)?;
+    /// Set many timers: `ids` packed (16 bytes each) or a sequence of ids, one
+    /// deadline per id.
+    fn insert_many(&mut self, py: Python<'_>, ids: &Bound<'_, PyAny>, deadlines: Vec<i64>) -> PyResult<()> {
+        let ids = ids_from(ids)?;
         if ids.len() != deadlines.len() {
             return Err(PyValueError::new_err(format!("{} ids but {} deadlines", ids.len(), deadlines.len())));
         }
@@ -92,9 +105,9 @@ impl PyWheel {
         Ok(self.inner.cancel(id_from(id)?))
     }
 
-    /// Cancel many timers (`ids` packed); returns how many were pending.
-    fn cancel_many(&mut self, py: Python<'_>, ids: &[u8]) -> PyResult<usize> {
-        let ids = unpack_ids(ids)?;
+    /// Cancel many timers (`ids` packed or a sequence); how many were pending.
+    fn cancel_many(&mut self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let ids = ids_from(ids)?;
         let inner = &mut self.inner;
         Ok(py.detach(|| inner.cancel_many(&ids)))
     }
