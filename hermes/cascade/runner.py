@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, cast
 from uuid import UUID
 
@@ -45,16 +45,21 @@ CoreEvent = dict[str, Any]
 
 
 class ChosenAccount(Protocol):
-    id: UUID
-    adapter: str
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def adapter(self) -> str: ...
 
 
 class AccountChooser(Protocol):
     async def choose(self, tenant_id: UUID, mode: str, channel: str, *,
-                     preferred: UUID | None, exclude: list[UUID], seed: int,
-                     now_ms: int) -> ChosenAccount | None: ...
+                     preferred: UUID | None = None, exclude: Sequence[UUID] = (),
+                     seed: int = 0, now_ms: int,
+                     country: str | None = None) -> ChosenAccount | None: ...
 
-    def record(self, account_id: UUID, success: bool, latency_ms: float, now_ms: int) -> None: ...
+    def record(self, account_id: UUID, success: bool, latency_ms: float | None,
+               now_ms: int) -> None: ...
 
 
 NoticeSink = Callable[[Batch, MessageContext, Action, int], None]
@@ -248,7 +253,8 @@ class CascadeRunner:
         preferred = UUID(a["provider"]) if a["provider"] else None
         account = await self.accounts.choose(
             ctx.tenant_id, ctx.mode, channel, preferred=preferred,
-            exclude=[UUID(x) for x in a["exclude"]], seed=mid.int ^ attempt, now_ms=now)
+            exclude=[UUID(x) for x in a["exclude"]], seed=mid.int ^ attempt, now_ms=now,
+            country=ctx.spec.country)
         to = ctx.address(channel)
         if account is None or to is None:
             code = "routing.no_provider" if account is None else "recipient.missing_address"

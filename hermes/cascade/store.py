@@ -8,6 +8,7 @@ core's serialised state.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +49,9 @@ class Batch:
     events: list[tuple[UUID, datetime, str, str]] = field(default_factory=list)
     updates: dict[UUID, MessageUpdate] = field(default_factory=dict)
     attempts: list[NewAttempt] = field(default_factory=list)
+    # Tenant webhook events (hermes.webhooks.events.WebhookEvent), queued in the same
+    # transaction as the state change they report.
+    notices: list[Any] = field(default_factory=list)
 
     def update(self, mid: UUID) -> MessageUpdate:
         u = self.updates.get(mid)
@@ -56,7 +60,7 @@ class Batch:
         return u
 
     def empty(self) -> bool:
-        return not (self.events or self.updates or self.attempts)
+        return not (self.events or self.updates or self.attempts or self.notices)
 
 
 def _ts(ms: int) -> datetime:
@@ -79,9 +83,14 @@ WHERE id = %(id)s
 _OPEN_COLUMNS = "id, tenant_id, mode, shard, spec::text, metadata, engine_state, finished_at"
 
 
+NoticeWriter = Callable[[AsyncConnection[Any], "Batch"], Awaitable[None]]
+
+
 class PostgresCascadeStore:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, *,
+                 notice_writer: NoticeWriter | None = None) -> None:
         self.pool = pool
+        self.notice_writer = notice_writer
 
     async def unstarted(self, ids: list[UUID]) -> set[UUID]:
         """Of `ids`, those whose cascade has not started: a repeated start must not restart one."""
@@ -141,6 +150,8 @@ class PostgresCascadeStore:
                  "clear": u.clear_deadline, "outcome": u.outcome, "started": u.started}
                 for mid, u in batch.updates.items()
             ])
+        if batch.notices and self.notice_writer is not None:
+            await self.notice_writer(conn, batch)
 
 
 def _context(r: Any) -> MessageContext:

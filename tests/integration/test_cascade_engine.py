@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -64,14 +64,16 @@ class FakeChooser:
         self.accounts = accounts
         self.recorded: list[tuple[UUID, bool]] = []
 
-    async def choose(self, tenant_id: UUID, mode: str, channel: str, *, preferred: UUID | None,
-                     exclude: list[UUID], seed: int, now_ms: int) -> Account | None:
+    async def choose(self, tenant_id: UUID, mode: str, channel: str, *,
+                     preferred: UUID | None = None, exclude: Sequence[UUID] = (),
+                     seed: int = 0, now_ms: int, country: str | None = None) -> Account | None:
         for a in self.accounts.get(channel, []):
             if a.id not in exclude:
                 return a
         return None
 
-    def record(self, account_id: UUID, success: bool, latency_ms: float, now_ms: int) -> None:
+    def record(self, account_id: UUID, success: bool, latency_ms: float | None,
+               now_ms: int) -> None:
         self.recorded.append((account_id, success))
 
 
