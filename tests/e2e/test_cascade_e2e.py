@@ -14,7 +14,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -201,10 +200,7 @@ async def test_sms_delivered_stops_the_cascade_and_email_is_never_sent(
         assert final["data"]["outcome"] == "delivered"
         assert [a["channel"] for a in final["data"]["attempts"]] == ["sms"]
     await asyncio.sleep(6)  # past the step timeout: still nothing for the email provider
-    seen = httpx.get(f"{hermes_procs['sandbox']}/_sandbox/requests",
-                     params={"provider": "ses"}).json()
+    async with httpx.AsyncClient(timeout=10) as http:
+        seen = (await http.get(f"{hermes_procs['sandbox']}/_sandbox/requests",
+                               params={"provider": "ses"})).json()
     assert email not in json.dumps(seen)
-
-
-def _log(procs: dict[str, str], name: str) -> str:
-    return (Path(procs["logs"]) / f"{name}.log").read_text(errors="replace")
