@@ -15,6 +15,7 @@ from hermes.bootstrap import Container
 from hermes.domain.plan import Contact
 from hermes.infra.nats.streams import ensure_streams
 from hermes.tenancy.secrets import digest, display_prefix, new_api_key
+from tests.integration.api.conftest import retire_messages
 from tests.integration.api.nats_helpers import cascade_commands
 
 SEED = {"to": "+4520123456", "body": "Your order has shipped",
@@ -32,12 +33,13 @@ class Tenant:
 
 
 @pytest.fixture
-async def tenant(container: Container) -> Tenant:
+async def tenant(container: Container) -> AsyncIterator[Tenant]:
     t = await container.tenants.create_tenant(f"t-{uuid.uuid4().hex[:8]}")
     key = new_api_key("test")
     await container.tenants.add_api_key(t.id, prefix=display_prefix(key), key_hash=digest(key),
                                         mode="test", scopes=["send", "read", "manage"])
-    return Tenant(t.id, key)
+    yield Tenant(t.id, key)
+    await retire_messages(container, [t.id])
 
 
 @pytest.fixture

@@ -23,6 +23,15 @@ class ContactRecord:
     created: bool = False
 
 
+def email_forms(key: str) -> list[str]:
+    """How a stored (normalised) email may look for a key: as given, with its domain
+    lowercased (how the core stores it), or all lowercase (contacts stored before)."""
+    local, at, domain = key.rpartition("@")
+    if not at:
+        return [key.lower()]
+    return list(dict.fromkeys([key, f"{local}@{domain.lower()}", key.lower()]))
+
+
 class PostgresContactStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
@@ -58,9 +67,9 @@ class PostgresContactStore:
             cur = conn.cursor(row_factory=class_row(Contact))
             await cur.execute(
                 f"SELECT {_COLUMNS} FROM contacts WHERE tenant_id = %(t)s AND"
-                " (external_id = %(k)s OR phone = %(k)s OR email = lower(%(k)s))"
+                " (external_id = %(k)s OR phone = %(k)s OR email = ANY(%(e)s))"
                 " ORDER BY (external_id = %(k)s) DESC, (phone = %(k)s) DESC LIMIT 1",
-                {"t": tenant_id, "k": key})
+                {"t": tenant_id, "k": key, "e": email_forms(key)})
             return await cur.fetchone()
 
     async def delete(self, tenant_id: UUID, external_id: str) -> bool:
@@ -104,13 +113,13 @@ class PostgresContactStore:
         """`resolve` for many keys in one query (a batch of messages naming contacts)."""
         if not keys:
             return {}
-        lowered = [k.lower() for k in keys]
+        forms = [f for k in keys for f in email_forms(k)]
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=class_row(Contact))
             await cur.execute(
                 f"SELECT {_COLUMNS} FROM contacts WHERE tenant_id = %s AND"
                 " (external_id = ANY(%s) OR phone = ANY(%s) OR email = ANY(%s))",
-                (tenant_id, keys, keys, lowered))
+                (tenant_id, keys, keys, forms))
             found = await cur.fetchall()
         # The same precedence as `resolve`: external id, then phone, then email.
         by_id = {c.external_id: c for c in found}
@@ -118,7 +127,8 @@ class PostgresContactStore:
         by_email = {c.email: c for c in found if c.email}
         out: dict[str, Contact] = {}
         for k in keys:
-            c = by_id.get(k) or by_phone.get(k) or by_email.get(k.lower())
+            c = by_id.get(k) or by_phone.get(k) or next(
+                (by_email[f] for f in email_forms(k) if f in by_email), None)
             if c is not None:
                 out[k] = c
         return out

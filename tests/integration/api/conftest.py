@@ -29,12 +29,26 @@ MakeTenant = Callable[..., Awaitable[Tenant]]
 
 
 @pytest.fixture
-def make_tenant(container: Container) -> MakeTenant:
+async def make_tenant(container: Container) -> AsyncIterator[MakeTenant]:
+    made: list[uuid.UUID] = []
+
     async def make(scopes: tuple[str, ...] = ("send", "read", "manage")) -> Tenant:
         t = await container.tenants.create_tenant(f"t-{uuid.uuid4().hex[:8]}")
+        made.append(t.id)
         return Tenant(t.id, await add_key(container, t.id, scopes))
 
-    return make
+    yield make
+    await retire_messages(container, made)
+
+
+async def retire_messages(container: Container, tenant_ids: list[uuid.UUID]) -> None:
+    """Mark a test's messages started and finished, so the engine and the recovery sweep
+    of later tests (sharing this database) never pick them up."""
+    async with container.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE messages SET started_at = coalesce(started_at, now()),"
+            " finished_at = coalesce(finished_at, now()), next_deadline = NULL"
+            " WHERE tenant_id = ANY(%s)", (tenant_ids,))
 
 
 async def add_key(container: Container, tenant_id: uuid.UUID, scopes: tuple[str, ...]) -> str:

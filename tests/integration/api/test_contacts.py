@@ -118,3 +118,20 @@ async def test_scopes(client: Client, container: Container, tenant: Tenant) -> N
     assert (await client.get("/v1/contacts/x", headers=send_only)).status_code == 403
     assert (await client.get("/v1/contacts/x", headers=read_only)).status_code == 200
     assert (await client.delete("/v1/contacts/x", headers=read_only)).status_code == 403
+
+
+async def test_a_message_finds_the_contact_by_its_phone_or_email(
+    client: Client, container: Container, tenant: Tenant,
+) -> None:
+    put = await client.put("/v1/contacts/cust-9", headers=tenant.auth, json={
+        "phone": "+45 20 12 34 56", "email": "Ada@Example.COM", "push_tokens": [APNS]})
+    assert put.status_code == 201 and put.json()["email"] == "Ada@example.com"
+    for to in ["+4520123456", "Ada@EXAMPLE.com", "Ada@example.com"]:
+        sent = await client.post("/v1/messages", headers=tenant.auth, json={
+            "to": to, "body": "Your order has shipped", "cascade": ["sms", "email", "push"],
+            "timeout_per_step": "30s"})
+        assert sent.status_code == 202, (to, sent.text)
+        m = (await client.get(f"/v1/messages/{sent.json()['id']}", headers=tenant.auth)).json()
+        assert m["contact"] == "cust-9", to
+        assert m["to"] == {"phone": "+4520123456", "email": "Ada@example.com",
+                           "push_token": APNS.lower()}  # APNs tokens are stored lowercase
