@@ -237,7 +237,7 @@ pub(crate) fn decode_body(r: &mut Reader<'_>) -> Result<Cascade, DecodeError> {
     if !c.timer_invariant() {
         return Err(DecodeError::Invalid("timer does not match phase"));
     }
-    if phase == Phase::Active && usize::from(step) >= n {
+    if matches!(phase, Phase::Active | Phase::Scheduled) && usize::from(step) >= n {
         return Err(DecodeError::Invalid("running step out of range"));
     }
     Ok(c)

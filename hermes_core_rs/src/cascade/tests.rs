@@ -305,6 +305,14 @@ fn the_persisted_form_round_trips_and_refuses_damage() {
     bad[3] = 99;
     assert_eq!(Cascade::from_bytes(&bad), Err(DecodeError::UnsupportedVersion(99)));
     assert_eq!(Cascade::from_bytes(b"nope"), Err(DecodeError::BadMagic));
+    // States the machine could not act on are refused, not left to panic later.
+    let mut no_steps = Cascade::new();
+    no_steps.phase = Phase::Scheduled;
+    no_steps.timer = Some(5);
+    assert!(Cascade::from_bytes(&no_steps.to_bytes()).is_err());
+    let mut timerless = states[2].clone();
+    timerless.timer = None;
+    assert!(Cascade::from_bytes(&timerless.to_bytes()).is_err());
 }
 
 mod engine_tests {
@@ -475,6 +483,45 @@ mod runs {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Damaged persisted states either fail to decode or decode to a state
+        /// the machine handles without panicking.
+        #[test]
+        fn damaged_states_are_refused_or_safe(
+            plan in a_plan(),
+            flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+            ops in prop::collection::vec(op(), 0..12),
+        ) {
+            let mut c = Cascade::new();
+            run(&mut c, Event::Start(plan), 1_000);
+            run(&mut c, Event::ProviderError { step: 0, attempt: 1, account: Some("a".into()), retryable: true }, 1_500);
+            let mut bytes = c.to_bytes();
+            for (at, value) in flips {
+                let n = bytes.len();
+                bytes[4 + at % (n - 4)] = value; // past the header, which has its own checks
+            }
+            if let Ok(mut damaged) = Cascade::from_bytes(&bytes) {
+                let mut now = 2_000;
+                for op in ops {
+                    now += 7_000;
+                    let event = match op {
+                        Op::Fire | Op::Wait(_) | Op::Cancel => match damaged.timer() {
+                            Some(d) => Event::TimerFired { deadline: d },
+                            None => Event::Cancel,
+                        },
+                        Op::StaleFire(d) => Event::TimerFired { deadline: d },
+                        Op::Accept(i) => Event::Accepted { step: (i % 4) as u8, attempt: (i % 9) as u16, account: None },
+                        Op::Reject(i, r) => Event::Rejected { step: (i % 4) as u8, attempt: (i % 9) as u16, account: None, retryable: r },
+                        Op::ProviderError(i, r, a) => Event::ProviderError { step: (i % 4) as u8, attempt: (i % 9) as u16, account: a, retryable: r },
+                        Op::Receipt(i, status) => Event::Receipt { step: (i % 4) as u8, attempt: (i % 9) as u16, status },
+                        Op::Garbage(step, attempt, status) => Event::Receipt { step, attempt, status },
+                        Op::Expire => Event::Expire,
+                    };
+                    run(&mut damaged, event, now);
+                    prop_assert!(damaged.timer_invariant());
+                }
+            }
+        }
 
         #[test]
         fn every_run_ends_once_with_timers_accounted(plan in a_plan(), ops in prop::collection::vec(op(), 0..40)) {
