@@ -63,6 +63,8 @@ class AccountChooser(Protocol):
 
 
 NoticeSink = Callable[[Batch, MessageContext, Action, int], None]
+Decoded = tuple[StartCommand | CancelCommand | AttemptResult | ReceiptNotice,
+                MessageContext | None]
 
 
 # A receipt for a cascade that already ended is still news for the tenant.
@@ -89,6 +91,7 @@ class CascadeRunner:
         self.contexts: dict[UUID, MessageContext] = {}
         self.inbox: asyncio.Queue[Msg] = asyncio.Queue()
         self.turns = 0
+        self.terminated = 0
 
     # -- start and stop ------------------------------------------------------
 
@@ -167,8 +170,9 @@ class CascadeRunner:
         now = self.clock()
         batch = Batch()
         jobs: list[DeliveryJob] = []
+        msgs, decoded = await self._decode(msgs)
         try:
-            events = await self._events_from(msgs, batch, now)
+            events = await self._events_from(decoded, batch, now)
             actions = self._apply(events, now) if events else []
             actions += cast(list[Action], self.engine.tick(now))
             await self._execute(actions, events, batch, jobs, now)
@@ -190,24 +194,50 @@ class CascadeRunner:
                 await m.ack()
         self.turns += 1
 
-    async def _events_from(self, msgs: list[Msg], batch: Batch, now: int) -> list[CoreEvent]:
-        starts: list[StartCommand] = []
-        events: list[CoreEvent] = []
+    async def _decode(self, msgs: list[Msg]) -> tuple[list[Msg], list[Decoded]]:
+        """Decode each message on its own: one malformed message is terminated, never
+        redelivered, and cannot hold up the others."""
+        good: list[Msg] = []
+        decoded: list[Decoded] = []
         for m in msgs:
-            if m.subject.startswith("hermes.cascade."):
-                cmd = COMMAND_DECODER.decode(m.data)
-                if isinstance(cmd, StartCommand):
-                    starts.append(cmd)
-                elif isinstance(cmd, CancelCommand):
-                    events.append({"id": cmd.id.bytes, "type": "cancel"})
+            try:
+                if m.subject.startswith("hermes.cascade."):
+                    cmd = COMMAND_DECODER.decode(m.data)
+                    if isinstance(cmd, StartCommand):
+                        ctx = MessageContext.from_json(cmd.id, cmd.tenant_id, cmd.mode,
+                                                       cmd.shard, bytes(cmd.spec))
+                        decoded.append((cmd, ctx))
+                    else:
+                        decoded.append((cmd, None))
+                else:
+                    decoded.append((EVENT_DECODER.decode(m.data), None))
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+                self.terminated += 1
+                log.error("terminating malformed message on %s: %s", m.subject, exc)
+                with contextlib.suppress(Exception):
+                    await m.term()
+                continue
+            good.append(m)
+        return good, decoded
+
+    async def _events_from(self, decoded: list[Decoded], batch: Batch,
+                           now: int) -> list[CoreEvent]:
+        starts: list[tuple[StartCommand, MessageContext]] = []
+        events: list[CoreEvent] = []
+        for obj, ctx in decoded:
+            if isinstance(obj, StartCommand):
+                assert ctx is not None
+                starts.append((obj, ctx))
+            elif isinstance(obj, CancelCommand):
+                events.append({"id": obj.id.bytes, "type": "cancel"})
             else:
-                events.extend(self._engine_event(EVENT_DECODER.decode(m.data), now))
-        fresh = await self.store.unstarted([s.id for s in starts if s.id not in self.contexts])
-        for s in starts:
+                events.extend(self._engine_event(obj, now))
+        fresh = await self.store.unstarted(
+            [s.id for s, _ in starts if s.id not in self.contexts])
+        for s, ctx in starts:
             if s.id not in fresh:
                 continue  # a repeat of a start already taken: never restart a cascade
             fresh.discard(s.id)
-            ctx = MessageContext.from_json(s.id, s.tenant_id, s.mode, s.shard, bytes(s.spec))
             self.contexts[s.id] = ctx
             batch.update(s.id).started = True
             batch.update(s.id).status = "sending"

@@ -308,3 +308,18 @@ async def test_sweep_redrives_a_message_whose_start_was_never_published(
         await _until(container, mid, lambda r: r["started"] is not None)
         # A second sweep finds nothing left to re-drive for it, and a repeated start is ignored.
         assert mid not in [r for r in [await sweep.once()]]
+
+
+async def test_a_malformed_command_is_terminated_and_holds_nothing_up(
+    container: Container, env: dict[str, Any]
+) -> None:
+    clock = Clock(_now())
+    bad = {"type": "start", "id": str(uuid.uuid4()), "tenant_id": str(env["tenant"].id),
+           "mode": "test", "shard": 3, "spec": {"steps": []}}
+    await container.nats.jetstream().publish(cascade_subject(3), json.dumps(bad).encode())
+    await container.nats.jetstream().publish(cascade_subject(3), b"not json at all")
+    mid = await _submit(container, env["tenant"].id, SEED_STEPS, clock)
+    async with Running(container, env["chooser"], clock) as runner:
+        job = await _next_job(env, mid)
+        assert job.channel == "sms"
+        assert runner.terminated == 2
