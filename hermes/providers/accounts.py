@@ -13,6 +13,7 @@ live send only a `mode='live'` account that does not point at the sandbox.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -27,11 +28,15 @@ from hermes import _core
 from hermes.providers.secrets import seal, unseal
 from hermes.sandbox.credentials import provider_accounts
 
+log = logging.getLogger("hermes.accounts")
+
 Mode = Literal["test", "live"]
 
 # The platform's sandbox accounts have fixed ids, so upserting them is idempotent.
 SANDBOX_NAMESPACE = uuid.UUID("6d1f3c2a-8f3e-4b7e-9a51-2f0c5e7d9b10")
 PLATFORM = "platform"
+# With no account to route to, reload at most this often before giving up.
+NO_ROUTE_REFRESH_S = 0.5
 
 
 class ProviderAccount(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,12 +70,19 @@ _COLUMNS = """id, tenant_id, name, channel, adapter, adapter_version, mode, cred
               base_url, priority, weight, cost"""
 
 
-def _from_row(row: tuple[Any, ...]) -> ProviderAccount:
+def _from_row(row: tuple[Any, ...]) -> ProviderAccount | None:
+    """The account in a row; None (logged) when its credentials cannot be read, which
+    makes the account unusable rather than every other account with it."""
     (id_, tenant_id, name, channel, adapter, version, mode, creds, config, base_url, priority,
      weight, cost) = row
+    try:
+        credentials = unseal(bytes(creds))
+    except (msgspec.DecodeError, ValueError) as exc:
+        log.error("provider account %s: credentials unreadable (%s); skipped", id_, exc)
+        return None
     return ProviderAccount(
         id=id_, tenant_id=tenant_id, name=name, channel=channel, adapter=adapter,
-        adapter_version=version, mode=mode, credentials=unseal(bytes(creds)), config=config or {},
+        adapter_version=version, mode=mode, credentials=credentials, config=config or {},
         base_url=base_url, priority=priority, weight=weight, cost=cost or {},
     )
 
@@ -105,9 +117,9 @@ class AccountDirectory:
             await self._load()
 
     async def _maybe_refresh(self) -> None:
-        if self._loaded_at is None or time.monotonic() - self._loaded_at > self.refresh_s:
+        if self._stale_after(self.refresh_s):
             async with self._lock:
-                if self._loaded_at is None or time.monotonic() - self._loaded_at > self.refresh_s:
+                if self._stale_after(self.refresh_s):
                     await self._load()
 
     async def _load(self) -> None:
@@ -115,7 +127,7 @@ class AccountDirectory:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM provider_accounts WHERE status = 'active'")
             rows = await cur.fetchall()
-        accounts = {a.id: a for a in map(_from_row, rows)}
+        accounts = {a.id: a for a in map(_from_row, rows) if a is not None}
         routable: set[str] = set()
         for account in accounts.values():
             if not self.allowed(account, account.mode):
@@ -183,6 +195,21 @@ class AccountDirectory:
         its breaker is not open. `exclude` holds the accounts that already failed this step.
         """
         await self._maybe_refresh()
+        chosen = self._choose(tenant_id, mode, channel, preferred, exclude, seed, now_ms, country)
+        if chosen is None and self._stale_after(NO_ROUTE_REFRESH_S):
+            # Nothing to route to: an account added a moment ago (the sandbox's, at start)
+            # may not be loaded yet. Look once more before answering routing.no_provider.
+            await self.refresh()
+            chosen = self._choose(tenant_id, mode, channel, preferred, exclude, seed, now_ms,
+                                  country)
+        return chosen
+
+    def _stale_after(self, seconds: float) -> bool:
+        return self._loaded_at is None or time.monotonic() - self._loaded_at > seconds
+
+    def _choose(self, tenant_id: UUID, mode: str, channel: str, preferred: UUID | None,
+                exclude: Sequence[UUID], seed: int, now_ms: int,
+                country: str | None) -> ProviderAccount | None:
         excluded = {str(e) for e in exclude}
         if preferred is not None and str(preferred) not in excluded:
             account = self._accounts.get(preferred)

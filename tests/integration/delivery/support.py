@@ -19,7 +19,7 @@ from hermes.bootstrap import Container
 from hermes.delivery.sender import Sender
 from hermes.delivery.worker import DeliveryMetrics, DeliveryWorker
 from hermes.domain.jobs import EVENT_DECODER, AttemptResult, DeliveryJob, ReceiptNotice
-from hermes.domain.messages import Content
+from hermes.domain.messages import Address, Content, MessageSpec, StepSpec
 from hermes.infra.nats.streams import ensure_streams
 from hermes.providers.accounts import (
     AccountDirectory,
@@ -131,12 +131,17 @@ class World:
     events: Events
 
     async def message(self, mode: str = "test") -> uuid.UUID:
+        """A message row for attempts to belong to: complete, started and already final, so
+        no engine or recovery sweep running in the same database ever picks it up."""
         mid = uuid.uuid4()
+        spec = MessageSpec(to=Address(phone="+447400000001"), content=Content(body="x"),
+                           steps=[StepSpec(channel="sms", timeout_ms=30_000, success="delivered")])
         async with self.container.pool.connection() as conn:
             await conn.execute(
-                "INSERT INTO messages (id, tenant_id, mode, status, shard, spec)"
-                " VALUES (%s, %s, %s, 'sending', %s, '{}')",
-                (mid, self.tenant_id, mode, self.events.shard))
+                "INSERT INTO messages (id, tenant_id, mode, status, shard, spec, started_at,"
+                " finished_at, outcome) VALUES (%s, %s, %s, 'delivered', %s, %s::jsonb, now(),"
+                " now(), 'delivered')",
+                (mid, self.tenant_id, mode, self.events.shard, msgspec.json.encode(spec).decode()))
         return mid
 
     async def job(self, channel: str, to: str, account_id: uuid.UUID, *, mode: str = "test",

@@ -145,3 +145,16 @@ async def test_sandbox_credentials_round_trip_through_the_store(world: World) ->
                                  (TWILIO,))
         (raw,) = await cur.fetchone()  # type: ignore[misc]
     assert isinstance(raw, bytes)
+
+
+async def test_an_account_with_unreadable_credentials_does_not_break_routing(
+    world: World,
+) -> None:
+    async with world.container.pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO provider_accounts (id, tenant_id, name, channel, adapter, mode,"
+            " credentials) VALUES (%s, %s, 'broken', 'sms', 'twilio_sms', 'test', '\\x00')",
+            (uuid.uuid4(), world.tenant_id))
+    d = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url)
+    chosen = await d.choose(world.tenant_id, "test", "sms", seed=0, now_ms=now())
+    assert chosen is not None and chosen.id == TWILIO
