@@ -60,6 +60,36 @@ def settings(stack_root: Path) -> Iterator[Settings]:
         stack.stop()
 
 
+async def reset_streams(nats_url: str) -> None:
+    """Purge Hermes's streams and delete every consumer on them.
+
+    Work-queue streams allow one consumer per subject, and durable consumers
+    outlive the processes that made them, so a test that consumes a stream
+    itself, or runs a worker, starts from here.
+    """
+    import nats
+
+    from hermes.infra.nats.streams import STREAMS, ensure_streams
+
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js)
+        for s in STREAMS:
+            assert s.name is not None
+            for info in await js.consumers_info(s.name):
+                await js.delete_consumer(s.name, info.name)
+            await js.purge_stream(s.name)
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+async def clean_streams(settings: Settings) -> None:
+    assert settings.nats_url
+    await reset_streams(settings.nats_url)
+
+
 @pytest.fixture
 async def container(settings: Settings) -> AsyncIterator[Container]:
     c = await open_container(settings, name="test")

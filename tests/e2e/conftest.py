@@ -18,9 +18,9 @@ from aiohttp import web
 from hermes.bootstrap import Container
 from hermes.devstack.procs import ChildProcess, wait_until
 from hermes.devstack.services import free_port
-from hermes.infra.nats.streams import STREAMS, ensure_streams
 from hermes.settings import Settings
 from hermes.tenancy.secrets import digest, display_prefix, new_api_key
+from tests.conftest import reset_streams
 
 
 def _ok(url: str) -> bool:
@@ -49,6 +49,7 @@ def hermes_procs(settings: Settings, tmp_path_factory: pytest.TempPathFactory
         ChildProcess("worker", [py, "-m", "hermes", "worker"], log_path=logs / "worker.log",
                      env=env),
     ]
+    asyncio.run(reset_streams(str(settings.nats_url)))
     try:
         procs[0].start()
         wait_until(lambda: _ok(f"{sandbox_url}/_sandbox/health"), timeout=30, what="sandbox",
@@ -61,22 +62,14 @@ def hermes_procs(settings: Settings, tmp_path_factory: pytest.TempPathFactory
     finally:
         for p in reversed(procs):
             p.stop(timeout=15)
+        # The worker's durable consumers outlive it; leave the streams as found.
+        asyncio.run(reset_streams(str(settings.nats_url)))
 
 
-@pytest.fixture(scope="module")
-async def clean_streams(settings: Settings) -> None:
-    """Work-queue streams allow one consumer per subject: clear what other tests left."""
-    import nats
-
-    nc = await nats.connect(str(settings.nats_url))
-    js = nc.jetstream()
-    await ensure_streams(js)
-    for s in STREAMS:
-        assert s.name is not None
-        for info in await js.consumers_info(s.name):
-            if not info.name.startswith(("engine-", "delivery")):
-                await js.delete_consumer(s.name, info.name)
-    await nc.close()
+@pytest.fixture
+def clean_streams() -> None:
+    """End-to-end modules reset the streams when their processes start (`hermes_procs`):
+    deleting consumers here would pull them from under the running worker."""
 
 
 class Receiver:

@@ -61,7 +61,8 @@ async def _rows(container: Container, tenant: Tenant) -> int:
 
 
 async def test_seed_request_via_contact_is_committed_and_published(
-    client: AsyncTestClient, container: Container, tenant: Tenant  # type: ignore[type-arg]
+    clean_streams: None, client: AsyncTestClient, container: Container,  # type: ignore[type-arg]
+    tenant: Tenant,
 ) -> None:
     await container.contacts.put(tenant.id, Contact(
         external_id="cust-1", phone="+4520123456", email="ada@example.com",

@@ -21,7 +21,9 @@ async def test_streams_are_created_and_ensure_is_idempotent(container: Container
     assert info.config.duplicate_window == pytest.approx(120.0)
 
 
-async def test_publish_with_msg_id_dedups_and_pull_consumer_acks(container: Container) -> None:
+async def test_publish_with_msg_id_dedups_and_pull_consumer_acks(
+    container: Container, clean_streams: None
+) -> None:
     js = container.nats.jetstream()
     await ensure_streams(js)
     shard = f"t{uuid.uuid4().hex[:8]}"
@@ -47,7 +49,7 @@ async def test_publish_with_msg_id_dedups_and_pull_consumer_acks(container: Cont
     await js.delete_consumer("HERMES_CASCADE", f"test-{shard}")
 
 
-async def test_unacked_message_is_redelivered(container: Container) -> None:
+async def test_unacked_message_is_redelivered(container: Container, clean_streams: None) -> None:
     js = container.nats.jetstream()
     await ensure_streams(js)
     shard = f"r{uuid.uuid4().hex[:8]}"
