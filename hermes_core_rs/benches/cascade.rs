@@ -136,6 +136,7 @@ fn restore() {
 
     let t = Clock::start();
     let mut fresh = Engine::new(0);
+    fresh.reserve(singles.len()); // the worker knows its row count
     for (i, bytes) in &singles {
         fresh.restore(*i, bytes).unwrap();
     }

@@ -145,6 +145,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Makes room for `additional` more cascades (a rebuild that knows its
+    /// row count avoids growing the map step by step).
+    pub fn reserve(&mut self, additional: usize) {
+        self.machines.reserve(additional);
+    }
+
     /// Adds one cascade, replacing any held under the same id.
     pub fn insert(&mut self, id: u128, cascade: Cascade) {
         match cascade.timer() {

@@ -235,6 +235,7 @@ impl PyEngine {
         }
         let inner = &mut self.inner;
         py.detach(|| {
+            inner.reserve(parsed.len());
             for (id, c) in parsed {
                 inner.insert(id, c);
             }
