@@ -154,9 +154,11 @@ class WebhookDispatcher:
                     continue
                 try:
                     batch = await self._claim_batch(min(self.batch_size, free))
-                except Exception:
-                    log.exception("claiming webhook deliveries failed; retrying")
-                    batch = []
+                except Exception as exc:
+                    # PostgreSQL away: what is in flight finishes; claiming resumes when it is back.
+                    log.warning("claiming webhook deliveries failed (%s); retrying", exc)
+                    await _first_of(stop, timeout=1.0)
+                    continue
                 for c in batch:
                     task = asyncio.create_task(send(c))
                     in_flight.add(task)
