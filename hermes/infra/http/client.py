@@ -1,16 +1,18 @@
-"""The one pooled HTTP client a process uses for provider calls.
+"""The one pooled HTTP client a process uses for provider calls (aiohttp).
 
 Keep-alive connections are shared by every send; each call has a connect timeout
 and a total deadline, and every transport failure surfaces as `ProviderHttpError`
-(retryable: the same request may succeed later or at another provider).
+(retryable: the same request may succeed later or at another provider). Cookies
+are never kept, so nothing of one tenant's call rides along on another's.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
+from multidict import CIMultiDict
 
 CONNECT_TIMEOUT_S = 5.0
 TOTAL_TIMEOUT_S = 15.0
@@ -40,45 +42,59 @@ class ProviderHttp:
         total_timeout: float = TOTAL_TIMEOUT_S,
         max_connections: int = 512,
     ) -> None:
-        self.total_timeout = total_timeout
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections),
-            headers={"User-Agent": "hermes"},
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self.timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout)
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running event loop, as aiohttp wants.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
+                timeout=self.timeout,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                headers={"User-Agent": "hermes"},
+                trust_env=False,
+            )
+        return self._session
 
     async def request(
         self, method: str, url: str, headers: list[list[str]] | list[tuple[str, str]],
         body: str | bytes | None,
     ) -> HttpAnswer:
-        content = body.encode() if isinstance(body, str) else body
+        data = body.encode() if isinstance(body, str) else body
         try:
-            async with asyncio.timeout(self.total_timeout):
-                response = await self.client.request(
-                    method, url, headers=[(k, v) for k, v in headers], content=content or None)
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise ProviderHttpError(f"no answer from {httpx.URL(url).host} in time",
-                                    timeout=True) from exc
-        except httpx.HTTPError as exc:
+            async with self.session.request(
+                method, url, headers=CIMultiDict((k, v) for k, v in headers), data=data or None,
+                allow_redirects=False,
+            ) as response:
+                raw = await response.read()
+                return HttpAnswer(
+                    status=response.status,
+                    headers=[[str(k), str(v)] for k, v in response.headers.items()],
+                    body=raw.decode("utf-8", "replace"),
+                )
+        except TimeoutError as exc:
+            raise ProviderHttpError(f"no answer from {_host(url)} in time", timeout=True) from exc
+        except (aiohttp.ClientError, ValueError) as exc:
             raise ProviderHttpError(f"{type(exc).__name__}: {exc}") from exc
-        return HttpAnswer(
-            status=response.status_code,
-            headers=[[k, v] for k, v in response.headers.multi_items()],
-            body=response.content.decode("utf-8", "replace"),
-        )
 
     async def get_bytes(self, url: str) -> tuple[int, bytes]:
+        answer_status, raw = 0, b""
         try:
-            async with asyncio.timeout(self.total_timeout):
-                response = await self.client.get(url)
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise ProviderHttpError(f"no answer from {url} in time", timeout=True) from exc
-        except httpx.HTTPError as exc:
+            async with self.session.get(url, allow_redirects=False) as response:
+                answer_status, raw = response.status, await response.read()
+        except TimeoutError as exc:
+            raise ProviderHttpError(f"no answer from {_host(url)} in time", timeout=True) from exc
+        except (aiohttp.ClientError, ValueError) as exc:
             raise ProviderHttpError(f"{type(exc).__name__}: {exc}") from exc
-        return response.status_code, response.content
+        return answer_status, raw
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or url
