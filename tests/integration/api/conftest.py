@@ -69,7 +69,9 @@ async def other_tenant(make_tenant: MakeTenant) -> Tenant:
 
 
 @pytest.fixture
-async def client(container: Container) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+async def client(container: Container,
+                 clean_streams: None) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    # Streams start empty and without consumers: these tests read what the API publishes.
     await ensure_streams(container.nats.jetstream())
     # The test client runs the app on an event loop of its own, so the app opens
     # its own connections; the test reads PostgreSQL and NATS through `container`.

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from hermes import _core
 from hermes.bootstrap import Container
 from hermes.domain.plan import Contact
+from hermes.providers.secrets import seal
 from tests.integration.api.conftest import Tenant, add_key
 
 Client = AsyncTestClient[Litestar]
@@ -26,24 +29,30 @@ async def _send(client: Client, tenant: Tenant, body: object = None) -> str:
     return str(resp.json()["id"])
 
 
-async def _provider_account(container: Container, tenant: Tenant) -> uuid.UUID:
+@pytest.fixture
+async def provider_account(container: Container, tenant: Tenant) -> AsyncIterator[uuid.UUID]:
+    """A disabled SMS account of the tenant's, removed afterwards: the database is shared
+    with the engine and callback tests, which load provider accounts."""
     aid = uuid.uuid4()
     async with container.pool.connection() as conn:
         await conn.execute(
             "INSERT INTO provider_accounts (id, tenant_id, name, channel, adapter, mode,"
-            " credentials) VALUES (%s, %s, 'twilio-main', 'sms', 'twilio', 'test', '\\x00')",
-            (aid, tenant.id))
-    return aid
+            " credentials, status) VALUES (%s, %s, 'twilio-main', 'sms', 'twilio_sms', 'test',"
+            " %s, 'disabled')", (aid, tenant.id, seal({})))
+    yield aid
+    async with container.pool.connection() as conn:
+        await conn.execute("DELETE FROM attempts WHERE provider_account_id = %s", (aid,))
+        await conn.execute("DELETE FROM provider_accounts WHERE id = %s", (aid,))
 
 
 async def test_read_shows_steps_attempts_and_timeline(
-    client: Client, container: Container, tenant: Tenant,
+    client: Client, container: Container, tenant: Tenant, provider_account: uuid.UUID,
 ) -> None:
     await container.contacts.put(tenant.id, Contact(
         external_id="cust-1", phone="+4520123456", email="ada@example.com",
         push_tokens=["a" * 64]))
     mid = uuid.UUID(await _send(client, tenant, SEED))
-    account = await _provider_account(container, tenant)
+    account = provider_account
     t0 = datetime.now(UTC)
     # What the engine and delivery would have written: SMS sent, never confirmed; email delivered.
     async with container.pool.connection() as conn:
@@ -51,7 +60,8 @@ async def test_read_shows_steps_attempts_and_timeline(
             "INSERT INTO attempts (id, message_id, tenant_id, step, attempt, channel,"
             " provider_account_id, adapter, adapter_version, status, provider_message_id,"
             " segments, cost, sent_at, answered_at) VALUES"
-            " (%s, %s, %s, 0, 0, 'sms', %s, 'twilio', '1.2.0', 'accepted', 'SM123', 1, %s, %s, %s)",
+            " (%s, %s, %s, 0, 0, 'sms', %s, 'twilio_sms', '1.2.0', 'accepted', 'SM123', 1,"
+            " %s, %s, %s)",
             (uuid.uuid4(), mid, tenant.id, account, Decimal("0.0075"), t0, t0))
         await conn.execute(
             "INSERT INTO attempts (id, message_id, tenant_id, step, attempt, channel, adapter,"
@@ -77,7 +87,7 @@ async def test_read_shows_steps_attempts_and_timeline(
         (0, "sms", 30_000, "delivered"), (1, "email", 30_000, "delivered"),
         (2, "push", 30_000, "accepted")]
     sms, email = m["attempts"]
-    assert sms["provider_account_id"] == str(account) and sms["adapter"] == "twilio"
+    assert sms["provider_account_id"] == str(account) and sms["adapter"] == "twilio_sms"
     assert sms["adapter_version"] == "1.2.0" and sms["provider_message_id"] == "SM123"
     assert sms["cost"] == "0.0075" and sms["segments"] == 1 and sms["status"] == "accepted"
     assert sms["sent_at"] is not None and sms["receipt_at"] is None
