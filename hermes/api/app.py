@@ -15,7 +15,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 import hermes
 from hermes.api.account import AccountController
-from hermes.api.auth import provide_principal
+from hermes.api.auth import PrincipalCache, provide_principal
 from hermes.api.callbacks import CallbacksController
 from hermes.api.contacts import ContactsController
 from hermes.api.health import HealthController
@@ -75,6 +75,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         exception_handlers=exception_handlers,
         middleware=[request_id_middleware],
         lifespan=[lifespan],
+        state=State({"principal_cache": PrincipalCache()}),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Hermes",
