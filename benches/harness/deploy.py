@@ -1,0 +1,216 @@
+"""A private Hermes deployment for one harness run: the stack, a tenant, the processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hermes.devstack import Stack
+from hermes.devstack.procs import ChildProcess, wait_until
+from hermes.devstack.services import free_port
+from hermes.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class Deployment:
+    """Start with `with Deployment() as d:`; every process stops at the end, in reverse order."""
+
+    def __init__(self, *, keep_logs: bool = False) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="hermes-bench-"))
+        self.keep_logs = keep_logs
+        self.stack = Stack(self.root)
+        self.procs: dict[str, ChildProcess] = {}
+        self.env: dict[str, str] = {}
+        self.urls: dict[str, str] = {}
+
+    def __enter__(self) -> Deployment:
+        from hermes.infra.postgres.migrate import migrate
+
+        urls = self.stack.start(Settings())
+        migrate(urls.database_url)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HERMES_")}
+        self.env.update(HERMES_DATABASE_URL=urls.database_url, HERMES_NATS_URL=urls.nats_url,
+                        HERMES_REDIS_URL=urls.redis_url, HERMES_LOG_LEVEL="warning",
+                        HERMES_DATA_DIR=str(self.root), PYTHONPATH=str(ROOT))
+        asyncio.run(_ensure_streams(urls.nats_url))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in reversed(list(self.procs.values())):
+            p.stop(timeout=15)
+        self.stack.stop()
+        if self.keep_logs:
+            print(f"logs kept in {self.root / 'logs'}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _start(self, name: str, argv: list[str], ready: str, timeout: float = 60) -> str:
+        child = ChildProcess(name, argv, log_path=self.root / "logs" / f"{name}.log",
+                             env=self.env, cwd=ROOT)
+        self.procs[name] = child
+        child.start()
+        wait_until(lambda: _ok(ready), timeout=timeout, what=name, child=child)
+        return ready
+
+    def start_sandbox(self) -> str:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        self._start("sandbox", [sys.executable, "-m", "hermes", "sandbox", "--port", str(port),
+                                "--receipt-delay-ms", "50"], f"{url}/_sandbox/health")
+        self.env["HERMES_SANDBOX_URL"] = url
+        self.urls["sandbox"] = url
+        return url
+
+    def start_api(self) -> str:
+        port = free_port()
+        self.env["HERMES_API_PORT"] = str(port)
+        url = f"http://127.0.0.1:{port}"
+        self._start("api", [sys.executable, "-m", "hermes", "api"], f"{url}/readyz")
+        self.urls["api"] = url
+        return url
+
+    def start_worker(self) -> None:
+        child = ChildProcess("worker", [sys.executable, "-m", "hermes", "worker"],
+                             log_path=self.root / "logs" / "worker.log", env=self.env, cwd=ROOT)
+        self.procs["worker"] = child
+        child.start()
+        log = self.root / "logs" / "worker.log"
+        wait_until(lambda: log.exists() and "worker ready" in log.read_text(errors="replace"),
+                   timeout=60, what="worker", child=child)
+
+    def start_trivial(self) -> str:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        self._start("trivial", [sys.executable, "-m", "benches.harness.trivial", "--port",
+                                str(port), "--log-level", "warning"], url + "/schema/openapi.json")
+        self.urls["trivial"] = url
+        return url
+
+    def start_receiver(self) -> str:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        self._start("receiver", [sys.executable, "-m", "benches.harness.receiver", "--port",
+                                 str(port)], url + "/stats")
+        self.urls["receiver"] = url
+        return url
+
+    def pids(self) -> dict[str, int]:
+        out = {s.name: s.child.pid for s in self.stack.services if s.child.pid is not None}
+        out.update({n: p.pid for n, p in self.procs.items() if p.pid is not None})
+        return out
+
+    def new_tenant(self) -> dict[str, str]:
+        return asyncio.run(_new_tenant(self.env["HERMES_DATABASE_URL"]))
+
+    def count_messages(self, tenant_id: str) -> int:
+        import psycopg
+
+        with psycopg.connect(self.env["HERMES_DATABASE_URL"], autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM messages WHERE tenant_id = %s",
+                               (tenant_id,)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+async def _ensure_streams(nats_url: str) -> None:
+    """Create the JetStream streams, as a worker does at start (ingest runs without one)."""
+    import nats
+
+    from hermes.infra.nats.streams import ensure_streams
+
+    nc = await nats.connect(nats_url)
+    try:
+        await ensure_streams(nc.jetstream())
+    finally:
+        await nc.close()
+
+
+async def _new_tenant(database_url: str) -> dict[str, str]:
+    from hermes.infra.postgres.pool import make_pool
+    from hermes.infra.postgres.tenants import PostgresTenantStore
+    from hermes.tenancy.secrets import digest, display_prefix, new_api_key
+
+    pool = make_pool(database_url, min_size=1, max_size=1, name="bench-setup")
+    await pool.open(wait=True)
+    try:
+        store = PostgresTenantStore(pool)
+        t = await store.create_tenant(f"bench-{uuid.uuid4().hex[:6]}")
+        key = new_api_key("test")
+        await store.add_api_key(t.id, prefix=display_prefix(key), key_hash=digest(key),
+                                mode="test", scopes=["send", "read", "manage"])
+    finally:
+        await pool.close()
+    return {"id": str(t.id), "auth": f"Bearer {key}"}
+
+
+def run_loadgen(config: dict[str, Any], pids: dict[str, int],
+                profile: dict[str, Path] | None = None) -> dict[str, Any]:
+    """Run the load generator in its own process; its results plus CPU seconds per process
+    over the measured window (the load generator's own included, as `loadgen`).
+
+    `profile` maps process names to SVG paths: py-spy records those processes for the
+    measured window (sampling costs them a little CPU)."""
+    import json
+
+    from benches.harness.procstat import tree_cpu
+
+    path = Path(tempfile.mkstemp(prefix="loadgen-", suffix=".json")[1])
+    path.write_text(json.dumps(config))
+    proc = subprocess.Popen([sys.executable, "-m", "benches.harness.loadgen", str(path)],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout is not None
+        watched = {**pids, "loadgen": proc.pid}
+        before: dict[str, float] = {}
+        after: dict[str, float] = {}
+        t0 = t1 = 0.0
+        spies: list[subprocess.Popen[bytes]] = []
+        result: dict[str, Any] = {}
+        for line in proc.stdout:
+            line = line.strip()
+            if line == "window-start":
+                before, t0 = tree_cpu(watched), time.monotonic()
+                spies = [_py_spy(pids[name], svg, config["seconds"])
+                         for name, svg in (profile or {}).items()]
+            elif line == "window-end":
+                after, t1 = tree_cpu(watched), time.monotonic()
+            elif line.startswith("{"):
+                result = json.loads(line)
+        for spy in spies:
+            spy.wait(timeout=60)
+        if proc.wait(timeout=120) != 0 or not result:
+            raise RuntimeError(f"load generator failed ({proc.returncode})")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        path.unlink(missing_ok=True)
+    result["cpu"] = {name: after[name] - before[name] for name in before}
+    result["cpu_window_s"] = t1 - t0
+    return result
+
+
+def _py_spy(pid: int, svg: Path, seconds: float) -> subprocess.Popen[bytes]:
+    spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--duration",
+                             str(max(1, int(seconds))), "--rate", "200", "--nonblocking",
+                             "-o", str(svg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
