@@ -22,6 +22,9 @@ from hermes.delivery.batching import Batcher
 
 log = logging.getLogger("hermes.attempts")
 
+# The attempt was claimed but its provider call was never recorded (a crash in between).
+INTERRUPTED = "hermes.interrupted"
+
 # How far along a status is; a receipt only ever moves an attempt forward.
 STATUS_RANK: dict[str, int] = {
     "pending": 0, "sending": 1, "accepted": 2, "sent": 3,
@@ -108,11 +111,15 @@ class PostgresAttemptStore:
         return None if row is None else AttemptRow(*row)
 
     async def fail_stuck(self, attempt_id: UUID, code: str) -> None:
-        """Close an attempt left in `sending` by a crash between provider call and record."""
+        """Close an attempt left in `sending` by a crash between provider call and record.
+
+        `provider_error_code` INTERRUPTED marks it, so duplicate-window hits can be counted
+        from the table as well as from the process's counters."""
         async with self.pool.connection() as conn:
             await conn.execute(
-                "UPDATE attempts SET status = 'failed', error_code = %s, answered_at = now() "
-                "WHERE id = %s AND status = 'sending'", (code, attempt_id))
+                "UPDATE attempts SET status = 'failed', error_code = %s,"
+                " provider_error_code = %s, answered_at = now()"
+                " WHERE id = %s AND status = 'sending'", (code, INTERRUPTED, attempt_id))
 
     async def by_provider_ids(self, account_id: UUID,
                               provider_message_ids: list[str]) -> dict[str, AttemptRow]:

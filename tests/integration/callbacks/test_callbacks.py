@@ -18,7 +18,7 @@ import uvicorn
 from hermes.api.app import create_app
 from hermes.sandbox.credentials import SES as SES_CREDS
 from hermes.sandbox.credentials import WHATSAPP as WA_CREDS
-from tests.integration.delivery.support import SES, TWILIO, WHATSAPP, Captured, World
+from tests.integration.delivery.support import MESSENTE, SES, TWILIO, WHATSAPP, Captured, World
 
 
 @pytest.fixture
@@ -226,3 +226,15 @@ async def test_the_accounts_sns_subscription_is_confirmed_by_the_host(
     assert world.sandbox.state.ses_configuration_sets.get(name) is None  # not yet active
     assert (await replay(client, got)).status_code == 200
     assert world.sandbox.state.ses_configuration_sets.get(name) == endpoint
+
+
+async def test_messente_signed_reports_become_receipts(world: World, client: Any) -> None:
+    job = await world.job("sms", "+4520120002", MESSENTE)
+    assert (await world.deliver(job)).outcome == "accepted"
+    (got,) = await world.receiver.wait_for(1)
+    resp = await replay(client, got, headers={"X-Messente-Signature": "0" * 64})
+    assert resp.status_code == 401
+    assert (await replay(client, got)).status_code == 200
+    await world.events.wait_for(2)
+    assert [r.status for r in world.events.receipts()] == ["undelivered"]
+    assert (await world.attempt(job.attempt_id))["status"] == "undelivered"

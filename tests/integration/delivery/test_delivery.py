@@ -4,6 +4,7 @@ the guarantee that a redelivered job for an answered attempt is never sent twice
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import msgspec
@@ -127,7 +128,8 @@ async def test_an_attempt_stuck_in_sending_is_a_counted_duplicate_window_hit(
         "provider_error", True, "provider.unavailable")
     assert world.metrics.duplicate_window_hits == 1
     assert world.sandbox_requests("twilio") == []  # not sent again
-    assert (await world.attempt(job.attempt_id))["status"] == "failed"
+    row = await world.attempt(job.attempt_id)
+    assert (row["status"], row["provider_error_code"]) == ("failed", "hermes.interrupted")
     # Redelivered once more: the recorded answer, no second hit.
     assert await world.deliver(job) == msgspec.structs.replace(result, detail=None)
     assert world.metrics.duplicate_window_hits == 1
@@ -160,3 +162,13 @@ async def test_a_bounced_email_is_undeliverable_through_ses(world: World) -> Non
     job = await world.job("email", "error500@example.com", SES)
     result = await world.deliver(job)
     assert (result.outcome, result.retryable) == ("provider_error", True)
+
+
+async def test_an_undelivered_sms_through_messente_reports_back(world: World) -> None:
+    job = await world.job("sms", "+4520120002", MESSENTE)
+    result = await world.deliver(job)
+    assert result.outcome == "accepted"
+    (got,) = await world.receiver.wait_for(1)
+    assert got.path == f"/v1/callbacks/{MESSENTE}"
+    body = json.loads(got.body)
+    assert body["status"] == "UNDELIV" and body["message_id"] == result.provider_message_id
