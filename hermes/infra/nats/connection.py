@@ -22,6 +22,7 @@ class NatsConnection:
         self.url = url
         self.name = name
         self._nc: Client | None = None
+        self._js: tuple[Client, JetStreamContext] | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
@@ -65,7 +66,11 @@ class NatsConnection:
     def jetstream(self) -> JetStreamContext:
         if self._nc is None:
             raise ConnectionError("not connected to NATS")
-        return self._nc.jetstream()
+        # One context per client: building one costs more than a publish (it makes an
+        # email header parser), and it holds no state of its own beyond the client.
+        if self._js is None or self._js[0] is not self._nc:
+            self._js = (self._nc, self._nc.jetstream())
+        return self._js[1]
 
     async def close(self) -> None:
         if self._task is not None and not self._task.done():
