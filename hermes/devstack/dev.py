@@ -181,9 +181,15 @@ Hermes is running at {url}   (ready in {took:.1f}s)
   logs         {root / 'logs'}
   credentials  {root / 'dev.env'}   (HERMES_URL, HERMES_API_KEY, HERMES_ADMIN_TOKEN)
 
-Try it:
+Try it (a test-mode key: everything goes to the sandbox; +4520120001 is delivered,
++4520120003 never confirmed, so that cascade falls back to email after 30 s):
 
-  curl -s {url}/v1/account -H "Authorization: Bearer {creds.api_key}"
+  curl -s {url}/v1/messages -H "Authorization: Bearer {creds.api_key}" \\
+    -H 'Content-Type: application/json' \\
+    -d '{{"to": {{"phone": "+4520120003", "email": "ada@example.com"}},
+         "body": "Your order has shipped", "cascade": ["sms", "email"],
+         "timeout_per_step": "30s"}}'
+  curl -s {url}/v1/messages -H "Authorization: Bearer {creds.api_key}"
 
 Ctrl-C stops everything.
 """,

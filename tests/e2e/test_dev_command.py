@@ -135,6 +135,23 @@ def test_dev_runs_everything_and_leaves_nothing_behind(dev: Dev) -> None:
                         {"Authorization": f"Bearer {creds['HERMES_API_KEY']}"})
     assert status == 200 and body["mode"] == "test" and body["tenant_name"] == "dev"
 
+    # A newcomer's first message goes through the sandbox and is delivered.
+    auth = {"Authorization": f"Bearer {creds['HERMES_API_KEY']}",
+            "Content-Type": "application/json"}
+    req = urllib.request.Request(
+        f"{creds['HERMES_URL']}/v1/messages", method="POST", headers=auth,
+        data=json.dumps({"to": {"phone": "+4520120001"}, "body": "hello"}).encode())
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.status == 202
+        mid = json.loads(resp.read())["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, msg = _get(f"{creds['HERMES_URL']}/v1/messages/{mid}", auth)
+        if msg.get("status") == "delivered":
+            break
+        time.sleep(0.2)
+    assert msg["status"] == "delivered", msg
+
     assert dev.proc is not None
     started = _descendants(dev.proc.pid)
     assert len(started) >= 5  # postgres, nats-server, redis-server, api, worker
