@@ -10,34 +10,25 @@ from nats.js.errors import NotFoundError
 # The outbox sweep re-drives well inside this window.
 DUPLICATE_WINDOW_S = 120.0
 
+def _work_queue(name: str, subject: str) -> StreamConfig:
+    # Work-queue retention: a message is gone once its one consumer acks it.
+    return StreamConfig(
+        name=name,
+        subjects=[subject],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        discard=DiscardPolicy.NEW,
+    )
+
+
 STREAMS: tuple[StreamConfig, ...] = (
     # Cascade commands for the engine, partitioned by shard: hermes.cascade.<shard>.
-    StreamConfig(
-        name="HERMES_CASCADE",
-        subjects=["hermes.cascade.>"],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        duplicate_window=DUPLICATE_WINDOW_S,
-        discard=DiscardPolicy.NEW,
-    ),
+    _work_queue("HERMES_CASCADE", "hermes.cascade.>"),
     # Delivery jobs per channel: hermes.deliver.<channel>.
-    StreamConfig(
-        name="HERMES_DELIVER",
-        subjects=["hermes.deliver.>"],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        duplicate_window=DUPLICATE_WINDOW_S,
-        discard=DiscardPolicy.NEW,
-    ),
+    _work_queue("HERMES_DELIVER", "hermes.deliver.>"),
     # Attempt results and receipts back to the engine: hermes.events.<shard>.
-    StreamConfig(
-        name="HERMES_EVENTS",
-        subjects=["hermes.events.>"],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        duplicate_window=DUPLICATE_WINDOW_S,
-        discard=DiscardPolicy.NEW,
-    ),
+    _work_queue("HERMES_EVENTS", "hermes.events.>"),
 )
 
 
