@@ -433,7 +433,7 @@ class CascadeEngine:
         """Pending timers (one per live cascade)."""
     def next_deadline(self) -> int | None:
         """When `tick` next has work (see `Wheel.next_deadline`), or None."""
-    def apply(self, events: list[_CascadeEvent], now_ms: int) -> list[_CascadeAction]:
+    def apply(self, events: Sequence[_CascadeEvent], now_ms: int) -> list[_CascadeAction]:
         """Apply events (each with its `id`) in order; the actions, each with its `id`."""
     def tick(self, now_ms: int) -> list[_CascadeAction]:
         """Fire every timer due at `now_ms`; the actions that follow."""
@@ -442,9 +442,9 @@ class CascadeEngine:
     @staticmethod
     def load(data: bytes) -> CascadeEngine:
         """An engine rebuilt from `dump()`; ValueError for damaged or unknown bytes."""
-    def restore(self, items: list[tuple[bytes | int, bytes]]) -> None:
+    def restore(self, items: Sequence[tuple[bytes | int, bytes]]) -> None:
         """Add cascades from `(id, Cascade.to_bytes())` pairs; due timers fire on the next tick."""
-    def export(self, ids: list[bytes | int]) -> list[bytes | None]:
+    def export(self, ids: Sequence[bytes | int]) -> list[bytes | None]:
         """The persisted state of each id (None where none is held)."""
 
 @final

@@ -251,3 +251,13 @@ def test_any_run_through_the_engine_ends_once_and_never_dispatches_after(
     assert "dispatch" not in after and "set_timer" not in after
     if expires_at is not None:
         assert all(t < expires_at for t, a in log if a["type"] == "dispatch"), "sent after expiry"
+
+
+def test_batches_may_be_any_sequence() -> None:
+    engine = CascadeEngine(0)
+    ids = (uuid.uuid4().bytes, uuid.uuid4().int)
+    engine.apply(tuple({"id": i, "type": "start", "plan": SEED_PLAN} for i in ids), 0)
+    states = engine.export(ids)
+    fresh = CascadeEngine(0)
+    fresh.restore(tuple(zip(ids, [s or b"" for s in states], strict=True)))
+    assert len(fresh) == 2

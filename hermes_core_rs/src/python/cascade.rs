@@ -182,10 +182,11 @@ impl PyEngine {
     }
 
     /// Apply event dicts in order at `now_ms`; the actions as dicts.
-    fn apply<'py>(&mut self, py: Python<'py>, events: &Bound<'py, PyList>, now_ms: i64) -> PyResult<Bound<'py, PyList>> {
+    fn apply<'py>(&mut self, py: Python<'py>, events: &Bound<'py, PyAny>, now_ms: i64) -> PyResult<Bound<'py, PyList>> {
         let now = deadline_from(now_ms)?;
-        let mut parsed = Vec::with_capacity(events.len());
-        for obj in events.iter() {
+        let mut parsed = Vec::with_capacity(events.len().unwrap_or(0));
+        for obj in events.try_iter()? {
+            let obj = obj?;
             let d = as_dict(&obj, "an event")?;
             parsed.push((id_from(&required(d, "id")?)?, parse_event(d)?));
         }
@@ -226,9 +227,10 @@ impl PyEngine {
 
     /// Add cascades from their persisted states (`Cascade.to_bytes()` or
     /// `export`), as `(id, state)` pairs; due timers fire on the next tick.
-    fn restore(&mut self, py: Python<'_>, items: &Bound<'_, PyList>) -> PyResult<()> {
-        let mut parsed = Vec::with_capacity(items.len());
-        for item in items.iter() {
+    fn restore(&mut self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut parsed = Vec::with_capacity(items.len().unwrap_or(0));
+        for item in items.try_iter()? {
+            let item = item?;
             let (id, state): (Bound<'_, PyAny>, Bound<'_, PyBytes>) = item.extract()?;
             let cascade = Cascade::from_bytes(state.as_bytes()).map_err(decode_err)?;
             parsed.push((id_from(&id)?, cascade));
@@ -244,9 +246,9 @@ impl PyEngine {
     }
 
     /// The persisted state of each id, or None where the engine holds none.
-    fn export<'py>(&self, py: Python<'py>, ids: &Bound<'py, PyList>) -> PyResult<Vec<Option<Bound<'py, PyBytes>>>> {
-        ids.iter()
-            .map(|id| Ok(self.inner.export(id_from(&id)?).map(|b| PyBytes::new(py, &b))))
+    fn export<'py>(&self, py: Python<'py>, ids: &Bound<'py, PyAny>) -> PyResult<Vec<Option<Bound<'py, PyBytes>>>> {
+        ids.try_iter()?
+            .map(|id| Ok(self.inner.export(id_from(&id?)?).map(|b| PyBytes::new(py, &b))))
             .collect()
     }
 }
