@@ -240,7 +240,6 @@ class CascadeRunner:
             fresh.discard(s.id)
             self.contexts[s.id] = ctx
             batch.update(s.id).started = True
-            batch.update(s.id).status = "sending"
             events.insert(0, {"id": s.id.bytes, "type": "start", "plan": ctx.plan()})
         return events
 
@@ -306,6 +305,9 @@ class CascadeRunner:
         if kind == "timeline":
             data = {k: a[k] for k in ("step", "attempt", "detail") if a.get(k) is not None}
             batch.events.append((mid, _ts(now), a["kind"], msgspec.json.encode(data).decode()))
+            if a["kind"] == "step_started":
+                # Not at the start command: a scheduled message stays `scheduled` until then.
+                batch.update(mid).status = "sending"
         elif kind == "set_timer":
             batch.update(mid).deadline_ms = a["deadline"]
         elif kind == "cancel_timer":
