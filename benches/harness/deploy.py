@@ -210,7 +210,9 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
 
 def _py_spy(pid: int, svg: Path, seconds: float) -> subprocess.Popen[bytes]:
     spy = Path(sys.executable).with_name("py-spy")
+    # A .txt path asks for collapsed stacks (flamegraph.pl's input) instead of an SVG.
+    fmt = "raw" if svg.suffix == ".txt" else "flamegraph"
     return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--duration",
                              str(max(1, int(seconds))), "--rate", "200", "--nonblocking",
-                             "-o", str(svg)], stdout=subprocess.DEVNULL,
+                             "--format", fmt, "-o", str(svg)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

@@ -3,6 +3,7 @@ end to end (accepted to final webhook) with the provider sandbox."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -20,7 +21,8 @@ def _profile(d: Deployment, profile: Path | None, names: tuple[str, ...],
     if profile is None:
         return None
     profile.mkdir(parents=True, exist_ok=True)
-    return {n: profile / f"{tag}-{n}.svg" for n in names if n in d.procs}
+    suffix = os.environ.get("BENCH_PROFILE_FORMAT", "svg")
+    return {n: profile / f"{tag}-{n}.{suffix}" for n in names if n in d.procs}
 
 
 def ingest(seconds: float, *, batch: int = 500, clients: int = 4,
