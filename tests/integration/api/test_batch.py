@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from litestar import Litestar
@@ -55,7 +56,15 @@ async def test_mixed_batch_commits_the_good_items_and_reports_the_bad_ones(
             "SELECT id, spec->'to', shard FROM messages WHERE id = ANY(%s) ORDER BY id", (ids,))
         rows = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
     assert rows[ids[1]][0] == {"phone": "+4520123456", "email": "ada@example.com"}
-    # Both are started, as a single send would be.
+    # Both are started, as a single send would be, and nothing else is published
+    # (the streams start empty for this module).
+    js = container.nats.jetstream()
+    for _ in range(50):
+        if (await js.stream_info("HERMES_CASCADE")).state.messages >= 2:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.3)
+    assert (await js.stream_info("HERMES_CASCADE")).state.messages == 2
     for mid in ids:
         found = await cascade_commands(container, rows[mid][1], f"{mid}:start")
         assert found and found[0]["type"] == "start" and found[0]["id"] == str(mid)
