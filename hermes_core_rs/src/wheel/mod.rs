@@ -134,10 +134,10 @@ impl Wheel {
     /// Cancels `id`'s pending timer; false if it had none (never set, already
     /// fired or cancelled).
     pub fn cancel(&mut self, id: u128) -> bool {
-        match self.slab.find(id) {
+        match self.slab.take(id) {
             Some(idx) => {
                 self.unlink(idx);
-                self.slab.remove(idx);
+                self.slab.release(idx);
                 true
             }
             None => false,

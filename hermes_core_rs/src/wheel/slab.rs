@@ -169,8 +169,29 @@ impl Slab {
         idx
     }
 
-    /// Frees an entry that has left its slot and drops its index pair now
-    /// (cancel and reschedule paths, which have just looked it up).
+    /// Drops `id`'s index pair and returns its entry number, in one probe;
+    /// the caller takes the entry out of its slot, then calls `release`.
+    pub(crate) fn take(&mut self, id: u128) -> Option<u32> {
+        let pages = &self.pages;
+        let found = self.index.find_entry(hash_id(id), |&(i, g)| {
+            let e = cell(pages, i);
+            e.generation == g && e.id == id
+        });
+        match found {
+            Ok(found) => Some(found.remove().0 .0),
+            Err(_) => None,
+        }
+    }
+
+    /// Frees an entry whose index pair `take` has dropped and that has left
+    /// its slot.
+    #[inline]
+    pub(crate) fn release(&mut self, idx: u32) {
+        self.free_cell(idx);
+    }
+
+    /// Frees an entry that has left its slot and drops its index pair now.
+    #[cfg(test)]
     pub(crate) fn remove(&mut self, idx: u32) -> Entry {
         let entry = *self.get(idx);
         match self.index.find_entry(hash_id(entry.id), |&(i, g)| i == idx && g == entry.generation) {
