@@ -14,12 +14,12 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, put
+from litestar import Controller, Response, delete, get, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from hermes import _core
-from hermes.api.ingest import error_path, now_ms
+from hermes.api.ingest import now_ms
 from hermes.bootstrap import Container
 from hermes.domain.errors import Code, FieldError, HermesError
 from hermes.domain.plan import Contact
@@ -57,7 +57,6 @@ class ContactView(msgspec.Struct):
     updated_at: datetime
 
 
-_DECODER = msgspec.json.Decoder(ContactPut)
 # A dummy content and one step per address, so the core checks just the addresses.
 _STEP = {"phone": "sms", "email": "email", "push_token": "push", "whatsapp": "whatsapp"}
 
@@ -75,16 +74,6 @@ def _check_external_id(external_id: str) -> None:
         raise HermesError(Code.REQUEST_INVALID,
                           f"an external id is 1-{MAX_EXTERNAL_ID} printable characters",
                           errors=[FieldError(Code.REQUEST_INVALID, "external_id", None)])
-
-
-def _decode(body: bytes) -> ContactPut:
-    try:
-        return _DECODER.decode(body)
-    except msgspec.ValidationError as exc:
-        raise HermesError(Code.REQUEST_INVALID, str(exc), errors=[
-            FieldError(Code.REQUEST_INVALID, error_path(str(exc)), str(exc))]) from None
-    except msgspec.DecodeError as exc:
-        raise HermesError(Code.REQUEST_MALFORMED, str(exc)) from None
 
 
 def _core_item(**address: str) -> dict[str, Any]:
@@ -150,12 +139,12 @@ class ContactsController(Controller):
 
     @put("/{external_id:str}", summary="Create or replace a contact",
          description="201 when created, 200 when replaced. Addresses are stored normalised.")
-    async def put_contact(self, external_id: FromPath[str], request: Request[Any, Any, Any],
+    async def put_contact(self, external_id: FromPath[str], data: JSONBody[ContactPut],
                           principal: NamedDependency[Principal],
                           container: NamedDependency[Container]) -> Response[ContactView]:
         _require(principal, "send")
         _check_external_id(external_id)
-        contact = normalise(external_id, _decode(await request.body()))
+        contact = normalise(external_id, data)
         record = await container.contacts.put_record(principal.tenant_id, contact)
         return Response(_view(record), status_code=201 if record.created else 200)
 

@@ -101,6 +101,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         code = Code.REQUEST_TOO_LARGE
     elif exc.status_code == HTTP_415_UNSUPPORTED_MEDIA_TYPE:
         code = Code.REQUEST_UNSUPPORTED_MEDIA_TYPE
+    elif exc.status_code == 400 and "malformed" in (exc.detail or "").lower():
+        # A JSON body a `data` parameter could not parse at all.
+        code = Code.REQUEST_MALFORMED
     elif exc.status_code == 401:
         code = Code.AUTH_INVALID
     elif exc.status_code == 403:

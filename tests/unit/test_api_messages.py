@@ -80,5 +80,7 @@ async def test_openapi_documents_the_message_and_contact_api(
     for name in ["MessageDetail", "AttemptView", "EventView", "StepView", "MessageList",
                  "BatchResult", "BatchItem", "ContactView", "MessageAccepted"]:
         assert name in schemas, sorted(schemas)
+    body = paths["/v1/contacts/{external_id}"]["put"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["$ref"].endswith("ContactPut")
     params = {p["name"] for p in paths["/v1/messages"]["get"]["parameters"]}
     assert {"status", "created_after", "created_before", "cursor", "limit"} <= params

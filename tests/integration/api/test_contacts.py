@@ -135,3 +135,12 @@ async def test_a_message_finds_the_contact_by_its_phone_or_email(
         assert m["contact"] == "cust-9", to
         assert m["to"] == {"phone": "+4520123456", "email": "Ada@example.com",
                            "push_token": APNS.lower()}  # APNs tokens are stored lowercase
+
+
+async def test_a_body_that_is_not_json_is_malformed(
+    client: Client, container: Container, tenant: Tenant,
+) -> None:
+    resp = await client.put("/v1/contacts/c", content=b"{not json",
+                            headers={**tenant.auth, "Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["code"] == "request.malformed"
