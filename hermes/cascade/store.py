@@ -18,6 +18,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from hermes.cascade.context import MessageContext
+from hermes.domain.errors import Code
 
 
 @dataclass
@@ -150,6 +151,15 @@ class PostgresCascadeStore:
                  "clear": u.clear_deadline, "outcome": u.outcome, "started": u.started}
                 for mid, u in batch.updates.items()
             ])
+        finished = [mid for mid, u in batch.updates.items() if u.outcome is not None]
+        if finished:
+            # A job not yet sent when its cascade ends is never sent: delivery claims only
+            # pending attempts. Without this, a job held up (a backlog, a crashed worker's
+            # redelivery) would reach the provider after the final state, an expired OTP too.
+            await cur.execute(
+                "UPDATE attempts SET status = 'failed', error_code = %s, answered_at = now()"
+                " WHERE message_id = ANY(%s) AND status = 'pending'",
+                (Code.MESSAGE_ALREADY_FINAL, finished))
         if batch.notices and self.notice_writer is not None:
             await self.notice_writer(conn, batch)
 

@@ -33,7 +33,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from hermes.delivery.sender import Outcome, Sender, failure
-from hermes.domain.errors import catalogue
+from hermes.domain.errors import Code, catalogue
 from hermes.domain.jobs import ENCODER, JOB_DECODER, AttemptResult, DeliveryJob, events_subject
 from hermes.infra.nats.connection import NatsConnection
 from hermes.infra.postgres.attempts import Answer, AttemptRow, PostgresAttemptStore
@@ -62,6 +62,7 @@ class DeliveryMetrics:
     provider_errors: int = 0
     redelivered_answered: int = 0
     duplicate_window_hits: int = 0
+    closed_unsent: int = 0  # jobs whose cascade ended before they were sent
     retried: int = 0
 
 
@@ -164,6 +165,9 @@ class DeliveryWorker:
                 else:
                     await msg.nak(delay=RETRY_DELAY_S)
                 return
+            if result.code == Code.MESSAGE_ALREADY_FINAL:
+                await msg.ack()  # closed unsent when its cascade ended: nothing to report
+                return
             await self.publish(job.shard, result)
             await msg.ack()
         except Exception as exc:  # PostgreSQL or NATS unavailable: retry the job later
@@ -218,6 +222,10 @@ class DeliveryWorker:
             log.warning("attempt %s was interrupted mid-send (duplicate window)", row.id)
             return _result(job, failure(code, "interrupted between the provider call and its "
                                         "record; the provider may have the message"))
+        if row.error_code == Code.MESSAGE_ALREADY_FINAL:
+            self.metrics.closed_unsent += 1
+            return _result(job, failure(Code.MESSAGE_ALREADY_FINAL,
+                                        "the cascade ended before this attempt was sent"))
         self.metrics.redelivered_answered += 1
         return _recorded_result(job, row)
 
