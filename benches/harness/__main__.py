@@ -17,6 +17,8 @@ from benches.harness.procstat import load_average
 def _cpu_table(cpu: dict[str, float], window: float) -> str:
     rows = [f"    {name:<10} {sec:7.2f} CPU-s  {100 * sec / window:5.0f}% of a core"
             for name, sec in sorted(cpu.items(), key=lambda kv: -kv[1])]
+    if cpu.get("loadgen", 0.0) > 0.9 * window:
+        rows.append("    WARNING: the load generator saturated a core; figures are its limit")
     return "\n".join(rows)
 
 
@@ -32,13 +34,17 @@ def summary(result: dict[str, Any]) -> str:
         lines.append(f"ingest: {result['messages_per_s']:,.0f} messages/s "
                      f"({result['requests_per_s']:,.1f} batches of {result['batch']}/s, "
                      f"{result['clients']} clients); batch latency {_lat(run['latencies_ms'])}; "
-                     f"{result['stored']:,} rows stored")
+                     f"{result['stored']:,} rows stored; "
+                     f"{result['messages_per_api_cpu_s']:,.0f} messages per API CPU-second")
         lines.append(_cpu_table(run["cpu"], run["cpu_window_s"]))
     elif s == "single":
         rate = result["requests_per_s"]
         lines.append(f"single: hermes {rate['hermes']:,.0f} requests/s, trivial "
                      f"{rate['trivial']:,.0f} requests/s, ratio {result['ratio']:.0%} "
                      f"({result['clients']} clients, {result['rounds']} rounds each)")
+        per_cpu = result["requests_per_server_cpu_s"]
+        lines.append(f"  per server CPU-second: hermes {per_cpu['hermes']:,.0f}, trivial "
+                     f"{per_cpu['trivial']:,.0f}, ratio {result['ratio_per_cpu']:.0%}")
         for name, runs in result["runs"].items():
             for i, run in enumerate(runs):
                 lines.append(f"  {name} round {i + 1}: {run['ok'] / run['window_s']:,.0f}/s, "
