@@ -59,6 +59,7 @@ def summary(result: dict[str, Any]) -> str:
                          f"load; API accepted {k['accepted_per_s']:,.0f}/s, "
                          f"{_lat(k['api_latency_ms'])}")
             lines.append(f"  outcomes: {k['outcomes']}; webhook events {k['webhook_events']:,}")
+            lines.append(f"  PostgreSQL per cascade: {k['postgres_per_cascade']}")
             lines.append("  CPU during the load:")
             lines.append(_cpu_table(k["cpu_load_window"], k["cpu_window_s"]))
             lines.append("  CPU from the first request until drained:")

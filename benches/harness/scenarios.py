@@ -114,7 +114,7 @@ def e2e(seconds: float, *, kinds: tuple[str, ...] = ("first", "fallthrough"), cl
                 config = {"url": f"{api}/v1/messages", "bodies": payloads.singles(kind)}
             config.update(headers=headers, clients=clients, seconds=seconds, warmup=0.0,
                           rate=rate)
-            cpu0 = tree_cpu(d.pids())
+            cpu0, pg0 = tree_cpu(d.pids()), d.pg_activity()
             run = run_loadgen(config, d.pids(),
                               _profile(d, profile, ("api", "worker", "sandbox"), f"e2e-{kind}"))
             if run["errors"]:
@@ -122,8 +122,16 @@ def e2e(seconds: float, *, kinds: tuple[str, ...] = ("first", "fallthrough"), cl
                                    f"first: {run['first_error']}")
             stats = _drain(receiver, run["items"], drain_s)
             cpu1 = tree_cpu(d.pids())
-            out["kinds"][kind] = _e2e_figures(run, stats, cpu0, cpu1,
-                                              settle=3.0 if kind == "fallthrough" else 1.0)
+            time.sleep(0.6)  # PostgreSQL publishes its statistics every 0.5 s
+            pg1 = d.pg_activity()
+            figures = _e2e_figures(run, stats, cpu0, cpu1,
+                                   settle=3.0 if kind == "fallthrough" else 1.0)
+            # PostgreSQL work per finished cascade (the whole database, so the webhook
+            # deliveries and the sweep count too).
+            figures["postgres_per_cascade"] = {
+                k: round((v - pg0.get(k, 0)) / max(1, stats["finished"]), 2)
+                for k, v in pg1.items() if v != pg0.get(k, 0)}
+            out["kinds"][kind] = figures
     return out
 
 
