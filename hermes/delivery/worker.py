@@ -47,8 +47,10 @@ log = logging.getLogger("hermes.delivery")
 STREAM = "HERMES_DELIVER"
 DURABLE = "delivery"
 SUBJECT = "hermes.deliver.>"
-# Longer than the provider call's total deadline, so a job in progress is not redelivered.
-ACK_WAIT_S = 60.0
+# A job in progress is kept from redelivery by `in_progress()` every KEEPALIVE_S, so
+# ack_wait only bounds how soon the jobs of a crashed worker go to another one.
+ACK_WAIT_S = 15.0
+KEEPALIVE_S = 5.0
 RETRY_DELAY_S = 1.0
 
 
@@ -86,6 +88,8 @@ class DeliveryWorker:
         batch: int = 64,
         concurrency: int = 256,
         drain_timeout: float = 20.0,
+        ack_wait: float = ACK_WAIT_S,
+        keepalive: float = KEEPALIVE_S,
         metrics: DeliveryMetrics = METRICS,
     ) -> None:
         self.nats = nats
@@ -97,6 +101,8 @@ class DeliveryWorker:
         self.batch = batch
         self.concurrency = concurrency
         self.drain_timeout = drain_timeout
+        self.ack_wait = ack_wait
+        self.keepalive = keepalive
         self.metrics = metrics
 
     @classmethod
@@ -118,11 +124,13 @@ class DeliveryWorker:
             return
         stopping.cancel()
         js = self.nats.jetstream()
-        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_S,
+        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait,
                                 max_ack_pending=self.concurrency * 4)
         sub = await js.pull_subscribe(self.subject, durable=self.durable, stream=STREAM,
                                       config=config)
         tasks: set[asyncio.Task[None]] = set()
+        in_flight: dict[asyncio.Task[None], Msg] = {}
+        keepalive = asyncio.create_task(self._keep_alive(in_flight))
         try:
             while not stop.is_set():
                 room = self.concurrency - len(tasks)
@@ -140,12 +148,30 @@ class DeliveryWorker:
                 for msg in msgs:
                     task = asyncio.create_task(self.handle(msg))
                     tasks.add(task)
+                    in_flight[task] = msg
                     task.add_done_callback(tasks.discard)
+                    task.add_done_callback(lambda t: in_flight.pop(t, None))
         finally:
             if tasks:
                 await asyncio.wait(tasks, timeout=self.drain_timeout)
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keepalive
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _keep_alive(self, in_flight: dict[asyncio.Task[None], Msg]) -> None:
+        """Tell JetStream the jobs still running are in progress (a slow provider)."""
+        seen: set[asyncio.Task[None]] = set()
+        while True:
+            await asyncio.sleep(self.keepalive)
+            running = set(in_flight)
+            # Only jobs running since the last tick: most finish in milliseconds.
+            for task in running & seen:
+                msg = in_flight.get(task)
+                if msg is not None:
+                    await _quietly(msg.in_progress())
+            seen = running
 
     async def handle(self, msg: Msg) -> None:
         try:

@@ -63,3 +63,25 @@ async def test_an_undecodable_job_is_dropped_and_the_loop_goes_on(world: World) 
     assert info.num_pending == 0 and info.num_ack_pending == 0
     with contextlib.suppress(Exception):
         await js.delete_consumer(STREAM, DURABLE)
+
+
+async def test_a_slow_provider_call_is_kept_in_progress_not_redelivered(world: World) -> None:
+    await _clear_consumers(world)
+    world.worker.ack_wait, world.worker.keepalive = 1.0, 0.3
+    js = world.container.nats.jetstream()
+    job = await world.job("sms", "+447400000006", TWILIO)  # held 2 s, then dropped
+    await js.publish(deliver_subject("sms"), ENCODER.encode(job),
+                     headers={"Nats-Msg-Id": str(job.attempt_id)})
+    stop = asyncio.Event()
+    running = asyncio.create_task(world.worker.run(stop))
+    try:
+        await world.events.wait_for(1, within=10)
+        await asyncio.sleep(1.5)  # time for a redelivery, had the ack deadline passed
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+    assert [r.outcome for r in world.events.results()] == ["provider_error"]
+    assert world.metrics.duplicate_window_hits == 0  # never seen again mid-send
+    assert len(world.sandbox_requests("twilio")) == 1
+    with contextlib.suppress(Exception):
+        await js.delete_consumer(STREAM, DURABLE)
