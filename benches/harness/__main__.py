@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -78,11 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="single: alternating rounds")
     p.add_argument("--rate", type=float, default=None,
                    help="e2e: open loop at this many requests/s instead of a closed loop")
+    p.add_argument("--worker-loop", choices=["asyncio", "uvloop"], default="asyncio",
+                   help="e2e: the worker's event loop (`hermes worker` uses asyncio's)")
     p.add_argument("--json", type=Path, default=None, help="write the full results here")
     p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     p.add_argument("--profile", type=Path, default=None,
                    help="record py-spy flame graphs of the Hermes processes into this directory")
     args = p.parse_args(argv)
+    # SIGTERM ends the run like Ctrl-C: every process it started is stopped in order.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.time()
     load_before = load_average()
     common: dict[str, Any] = {"keep_logs": args.keep_logs, "profile": args.profile}
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         kinds = {"e2e": ("first", "fallthrough"), "e2e-first": ("first",),
                  "e2e-fallthrough": ("fallthrough",)}[args.scenario]
         result = scenarios.e2e(args.seconds, kinds=kinds, batch=args.batch or 0,
-                               rate=args.rate, **common)
+                               rate=args.rate, worker_loop=args.worker_loop, **common)
     result["machine"] = {"cpus": os.cpu_count(), "load_before": load_before,
                          "load_after": load_average(), "started": started,
                          "argv": sys.argv[1:]}

@@ -87,8 +87,10 @@ class Deployment:
         self.urls["api"] = url
         return url
 
-    def start_worker(self) -> None:
-        child = ChildProcess("worker", [sys.executable, "-m", "hermes", "worker"],
+    def start_worker(self, loop: str = "asyncio") -> None:
+        argv = ([sys.executable, "-m", "benches.harness.uvloop_worker"] if loop == "uvloop"
+                else [sys.executable, "-m", "hermes", "worker"])
+        child = ChildProcess("worker", argv,
                              log_path=self.root / "logs" / "worker.log", env=self.env, cwd=ROOT)
         self.procs["worker"] = child
         child.start()

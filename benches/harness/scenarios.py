@@ -85,7 +85,8 @@ def single(seconds: float, *, clients: int = 64, rounds: int = 2,
 
 def e2e(seconds: float, *, kinds: tuple[str, ...] = ("first", "fallthrough"), clients: int = 32,
         batch: int = 0, rate: float | None = None, drain_s: float = 120.0,
-        keep_logs: bool = False, profile: Path | None = None) -> dict[str, Any]:
+        keep_logs: bool = False, profile: Path | None = None,
+        worker_loop: str = "asyncio") -> dict[str, Any]:
     """Accepted to final webhook: API, worker, sandbox and a webhook receiver as processes.
 
     For each kind, a fresh tenant with a webhook endpoint at the receiver; the load runs for
@@ -94,11 +95,11 @@ def e2e(seconds: float, *, kinds: tuple[str, ...] = ("first", "fallthrough"), cl
     request to the last final webhook; also the rate of final webhooks while the load ran.
     """
     out: dict[str, Any] = {"scenario": "e2e", "clients": clients, "batch": batch, "rate": rate,
-                           "seconds": seconds, "kinds": {}}
+                           "seconds": seconds, "worker_loop": worker_loop, "kinds": {}}
     with Deployment(keep_logs=keep_logs) as d:
         d.start_sandbox()
         api = d.start_api()
-        d.start_worker()
+        d.start_worker(worker_loop)
         receiver = d.start_receiver()
         for kind in kinds:
             tenant = d.new_tenant()
