@@ -11,7 +11,11 @@ use hermes_core::cascade::{Action, Cascade, Channel, Engine, Event, Plan, Receip
 /// CPU time of this thread, so figures are per core even on a shared machine.
 fn cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("linux schedstat");
-    let ns: u64 = stat.split_whitespace().next().and_then(|v| v.parse().ok()).expect("cpu ns");
+    let ns: u64 = stat
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("cpu ns");
     ns as f64 / 1e9
 }
 
@@ -33,7 +37,11 @@ impl Clock {
 }
 
 fn seed_plan() -> Plan {
-    Plan { steps: vec![Step::new(Channel::Sms, 30_000), Step::new(Channel::Email, 30_000)], send_at: None, expires_at: None }
+    Plan {
+        steps: vec![Step::new(Channel::Sms, 30_000), Step::new(Channel::Email, 30_000)],
+        send_at: None,
+        expires_at: None,
+    }
 }
 
 fn id(n: u64) -> u128 {
@@ -53,10 +61,34 @@ fn transitions() {
     for _ in 0..n {
         let mut c = Cascade::new();
         c.handle(Event::Start(plan.clone()), 0, &mut out);
-        c.handle(Event::Accepted { step: 0, attempt: 1, account: None }, 100, &mut out);
+        c.handle(
+            Event::Accepted {
+                step: 0,
+                attempt: 1,
+                account: None,
+            },
+            100,
+            &mut out,
+        );
         c.handle(Event::TimerFired { deadline: 30_000 }, 30_000, &mut out);
-        c.handle(Event::Accepted { step: 1, attempt: 2, account: None }, 30_100, &mut out);
-        c.handle(Event::Receipt { step: 1, attempt: 2, status: Receipt::Delivered }, 31_000, &mut out);
+        c.handle(
+            Event::Accepted {
+                step: 1,
+                attempt: 2,
+                account: None,
+            },
+            30_100,
+            &mut out,
+        );
+        c.handle(
+            Event::Receipt {
+                step: 1,
+                attempt: 2,
+                status: Receipt::Delivered,
+            },
+            31_000,
+            &mut out,
+        );
         transitions += 5;
         black_box(&out);
         out.clear();
@@ -76,7 +108,15 @@ fn transitions() {
     let t = Clock::start();
     for _ in 0..n {
         let mut c = base.clone();
-        c.handle(Event::Receipt { step: 0, attempt: 1, status: Receipt::Delivered }, 5_000, &mut out);
+        c.handle(
+            Event::Receipt {
+                step: 0,
+                attempt: 1,
+                status: Receipt::Delivered,
+            },
+            5_000,
+            &mut out,
+        );
         black_box(&out);
         out.clear();
     }
@@ -95,12 +135,34 @@ fn engine_throughput() {
     let t = Clock::start();
     engine.apply((0..n).map(|i| (id(i), Event::Start(seed_plan()))), 0, &mut out);
     out.clear();
-    engine.apply((0..n).map(|i| (id(i), Event::Accepted { step: 0, attempt: 1, account: None })), 100, &mut out);
+    engine.apply(
+        (0..n).map(|i| {
+            (
+                id(i),
+                Event::Accepted {
+                    step: 0,
+                    attempt: 1,
+                    account: None,
+                },
+            )
+        }),
+        100,
+        &mut out,
+    );
     out.clear();
     engine.tick(30_000, &mut out); // 1 M step timeouts fire inside the engine
     out.clear();
     engine.apply(
-        (0..n).map(|i| (id(i), Event::Receipt { step: 1, attempt: 2, status: Receipt::Delivered })),
+        (0..n).map(|i| {
+            (
+                id(i),
+                Event::Receipt {
+                    step: 1,
+                    attempt: 2,
+                    status: Receipt::Delivered,
+                },
+            )
+        }),
         31_000,
         &mut out,
     );

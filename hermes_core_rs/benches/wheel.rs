@@ -68,7 +68,11 @@ const START: u64 = 1_764_000_000_000;
 /// (wall time counts the moments other processes held the core).
 fn cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("linux schedstat");
-    let ns: u64 = stat.split_whitespace().next().and_then(|v| v.parse().ok()).expect("cpu ns");
+    let ns: u64 = stat
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("cpu ns");
     ns as f64 / 1e9
 }
 
@@ -91,7 +95,9 @@ fn insert_cancel_pairs(pending: usize) {
         wheel.insert(ids.id(), d);
     }
     let pairs = 2_000_000u64;
-    let batch: Vec<(u128, u64)> = (0..pairs).map(|_| (ids.id(), START + 1 + ids.next_u64() % 600_000)).collect();
+    let batch: Vec<(u128, u64)> = (0..pairs)
+        .map(|_| (ids.id(), START + 1 + ids.next_u64() % 600_000))
+        .collect();
     let (wall, cpu) = timed(|| {
         for &(id, d) in &batch {
             wheel.insert(id, d);
@@ -152,9 +158,14 @@ fn expirations(n: u64, spread_ms: u64, step_ms: u64, what: &str) {
 }
 
 fn bytes_per_timer() {
-    let n: usize = std::env::var("HERMES_BENCH_TIMERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let n: usize = std::env::var("HERMES_BENCH_TIMERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
     let mut ids = Ids(3);
-    let deadlines: Vec<(u128, u64)> = (0..n).map(|_| (ids.id(), START + 1 + ids.next_u64() % (35 * DAY_MS))).collect();
+    let deadlines: Vec<(u128, u64)> = (0..n)
+        .map(|_| (ids.id(), START + 1 + ids.next_u64() % (35 * DAY_MS)))
+        .collect();
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
     let mut wheel = Wheel::new(START);
@@ -182,6 +193,11 @@ fn main() {
     }
     expirations(1_000_000, 60_000, 1, "60 s, advanced 1 ms at a time");
     expirations(4_000_000, 60_000, 1, "60 s, advanced 1 ms at a time");
-    expirations(4_000_000, 35 * DAY_MS, 60_000, "35 days, advanced 1 min at a time (4 levels of cascading)");
+    expirations(
+        4_000_000,
+        35 * DAY_MS,
+        60_000,
+        "35 days, advanced 1 min at a time (4 levels of cascading)",
+    );
     bytes_per_timer();
 }

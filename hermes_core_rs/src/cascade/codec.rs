@@ -224,16 +224,39 @@ pub(crate) fn decode_body(r: &mut Reader<'_>) -> Result<Cascade, DecodeError> {
         let timeout_ms = r.varint()?;
         let provider = r.opt_string()?;
         let max_attempts = r.u8()?;
-        steps.push(Step { channel, timeout_ms, success, provider, max_attempts });
+        steps.push(Step {
+            channel,
+            timeout_ms,
+            success,
+            provider,
+            max_attempts,
+        });
         let status = StepStatus::from_code(r.u8()?).ok_or(DecodeError::Invalid("step status"))?;
         let first_attempt = r.small("first attempt")?;
         let last_attempt = r.small("last attempt")?;
         if first_attempt > last_attempt || last_attempt > attempt {
             return Err(DecodeError::Invalid("attempt range"));
         }
-        records.push(StepRecord { status, first_attempt, last_attempt });
+        records.push(StepRecord {
+            status,
+            first_attempt,
+            last_attempt,
+        });
     }
-    let c = Cascade { plan: Plan { steps, send_at, expires_at }, records, phase, step, attempt, step_deadline, timer, tried };
+    let c = Cascade {
+        plan: Plan {
+            steps,
+            send_at,
+            expires_at,
+        },
+        records,
+        phase,
+        step,
+        attempt,
+        step_deadline,
+        timer,
+        tried,
+    };
     if !c.timer_invariant() {
         return Err(DecodeError::Invalid("timer does not match phase"));
     }

@@ -54,7 +54,12 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(now_ms: u64) -> Self {
-        Engine { wheel: Wheel::new(now_ms), machines: IdMap::default(), scratch: Vec::new(), fired: Vec::new() }
+        Engine {
+            wheel: Wheel::new(now_ms),
+            machines: IdMap::default(),
+            scratch: Vec::new(),
+            fired: Vec::new(),
+        }
     }
 
     /// Live cascades held.
@@ -191,7 +196,9 @@ impl Engine {
         let now = u64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
         let count = r.varint()?;
         let mut engine = Engine::new(now);
-        engine.machines.reserve(usize::try_from(count).unwrap_or(0).min(bytes.len() / 20));
+        engine
+            .machines
+            .reserve(usize::try_from(count).unwrap_or(0).min(bytes.len() / 20));
         for _ in 0..count {
             let id = u128::from_le_bytes(r.take(16)?.try_into().expect("16 bytes"));
             let cascade = decode_body(&mut r)?;

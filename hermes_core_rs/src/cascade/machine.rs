@@ -33,7 +33,11 @@ pub struct StepRecord {
 }
 
 impl StepRecord {
-    pub const PENDING: StepRecord = StepRecord { status: StepStatus::Pending, first_attempt: 0, last_attempt: 0 };
+    pub const PENDING: StepRecord = StepRecord {
+        status: StepStatus::Pending,
+        first_attempt: 0,
+        last_attempt: 0,
+    };
 }
 
 /// One message's cascade.
@@ -112,12 +116,18 @@ impl Cascade {
         match event {
             Event::Start(plan) => self.start(plan, now, out),
             Event::Accepted { step, attempt, .. } => self.accepted(step, attempt, out),
-            Event::Rejected { step, attempt, account, retryable } => {
-                self.attempt_failed(Kind::Rejected, step, attempt, account, retryable, now, out)
-            }
-            Event::ProviderError { step, attempt, account, retryable } => {
-                self.attempt_failed(Kind::ProviderError, step, attempt, account, retryable, now, out)
-            }
+            Event::Rejected {
+                step,
+                attempt,
+                account,
+                retryable,
+            } => self.attempt_failed(Kind::Rejected, step, attempt, account, retryable, now, out),
+            Event::ProviderError {
+                step,
+                attempt,
+                account,
+                retryable,
+            } => self.attempt_failed(Kind::ProviderError, step, attempt, account, retryable, now, out),
             Event::Receipt { step, attempt, status } => self.receipt(step, attempt, status, now, out),
             Event::TimerFired { deadline } => self.timer_fired(deadline, now, out),
             Event::Cancel => {
@@ -159,7 +169,11 @@ impl Cascade {
             Some(send_at) if send_at > now => {
                 self.phase = Phase::Scheduled;
                 out.push(timeline(Kind::Scheduled, None, None, None));
-                out.push(Action::Notify { notice: Notice::Scheduled, step: None, outcome: None });
+                out.push(Action::Notify {
+                    notice: Notice::Scheduled,
+                    step: None,
+                    outcome: None,
+                });
                 self.set_timer(self.bounded(send_at), out);
             }
             _ => self.begin_step(0, now, out),
@@ -167,14 +181,20 @@ impl Cascade {
     }
 
     fn accepted(&mut self, step: u8, attempt: u16, out: &mut Vec<Action>) {
-        let Some(rec) = self.record_mut(step, attempt) else { return };
+        let Some(rec) = self.record_mut(step, attempt) else {
+            return;
+        };
         if rec.status != StepStatus::InFlight || attempt != rec.last_attempt {
             return;
         }
         rec.status = StepStatus::Accepted;
         out.push(timeline(Kind::Accepted, Some(step), Some(attempt), None));
         if self.is_running(step, attempt) {
-            out.push(Action::Notify { notice: Notice::Sent, step: Some(step), outcome: None });
+            out.push(Action::Notify {
+                notice: Notice::Sent,
+                step: Some(step),
+                outcome: None,
+            });
             if self.plan.steps[step as usize].success == Success::Accepted {
                 self.succeed(step, Success::Accepted, out);
             }
@@ -220,7 +240,9 @@ impl Cascade {
 
     fn receipt(&mut self, step: u8, attempt: u16, status: Receipt, now: u64, out: &mut Vec<Action>) {
         let running_attempt = self.is_running(step, attempt);
-        let Some(rec) = self.record_mut(step, attempt) else { return };
+        let Some(rec) = self.record_mut(step, attempt) else {
+            return;
+        };
         let new = match status {
             Receipt::Sent => StepStatus::Accepted,
             Receipt::Delivered => StepStatus::Delivered,
@@ -322,7 +344,12 @@ impl Cascade {
         let spec = &self.plan.steps[step as usize];
         self.step_deadline = now.saturating_add(spec.timeout_ms);
         let provider = spec.provider.clone();
-        out.push(timeline(Kind::StepStarted, Some(step), None, Some(spec.channel.as_str())));
+        out.push(timeline(
+            Kind::StepStarted,
+            Some(step),
+            None,
+            Some(spec.channel.as_str()),
+        ));
         self.dispatch(provider, out);
         self.set_timer(self.bounded(self.step_deadline), out);
     }
@@ -377,7 +404,11 @@ impl Cascade {
             out.push(Action::CancelTimer);
         }
         out.push(timeline(Kind::Finished, None, None, Some(outcome.as_str())));
-        out.push(Action::Notify { notice: Notice::Finished, step: None, outcome: Some(outcome) });
+        out.push(Action::Notify {
+            notice: Notice::Finished,
+            step: None,
+            outcome: Some(outcome),
+        });
         out.push(Action::Finish { outcome });
     }
 
@@ -431,9 +462,18 @@ fn improves(old: StepStatus, new: StepStatus) -> bool {
 }
 
 fn timeline(kind: Kind, step: Option<u8>, attempt: Option<u16>, detail: Option<&'static str>) -> Action {
-    Action::Timeline { kind, step, attempt, detail }
+    Action::Timeline {
+        kind,
+        step,
+        attempt,
+        detail,
+    }
 }
 
 fn notify(notice: Notice, step: u8) -> Action {
-    Action::Notify { notice, step: Some(step), outcome: None }
+    Action::Notify {
+        notice,
+        step: Some(step),
+        outcome: None,
+    }
 }

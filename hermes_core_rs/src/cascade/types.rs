@@ -186,7 +186,13 @@ pub struct Step {
 
 impl Step {
     pub fn new(channel: Channel, timeout_ms: u64) -> Step {
-        Step { channel, timeout_ms, success: channel.default_success(), provider: None, max_attempts: 3 }
+        Step {
+            channel,
+            timeout_ms,
+            success: channel.default_success(),
+            provider: None,
+            max_attempts: 3,
+        }
     }
 }
 
@@ -205,16 +211,36 @@ pub struct Plan {
 pub enum Event {
     Start(Plan),
     /// The provider took the attempt (it has a provider message id).
-    Accepted { step: u8, attempt: u16, account: Option<Account> },
+    Accepted {
+        step: u8,
+        attempt: u16,
+        account: Option<Account>,
+    },
     /// The provider refused the message; retryable refusals (429) fail over.
-    Rejected { step: u8, attempt: u16, account: Option<Account>, retryable: bool },
+    Rejected {
+        step: u8,
+        attempt: u16,
+        account: Option<Account>,
+        retryable: bool,
+    },
     /// The provider or account failed (5xx, timeout); retryable ones fail
     /// over, others end the step. "No account left to route to" is a
     /// non-retryable provider error without an account.
-    ProviderError { step: u8, attempt: u16, account: Option<Account>, retryable: bool },
-    Receipt { step: u8, attempt: u16, status: Receipt },
+    ProviderError {
+        step: u8,
+        attempt: u16,
+        account: Option<Account>,
+        retryable: bool,
+    },
+    Receipt {
+        step: u8,
+        attempt: u16,
+        status: Receipt,
+    },
     /// The timer set with `deadline` fired.
-    TimerFired { deadline: u64 },
+    TimerFired {
+        deadline: u64,
+    },
     Cancel,
     /// The host saw `expires_at` pass; honoured only once it has.
     Expire,
@@ -225,15 +251,34 @@ pub enum Event {
 pub enum Action {
     /// Send attempt `attempt` of `step`. `provider` is the account to use, or
     /// `None` to have the router choose one not in `exclude`.
-    Dispatch { step: u8, attempt: u16, channel: Channel, provider: Option<Account>, exclude: Vec<Account> },
+    Dispatch {
+        step: u8,
+        attempt: u16,
+        channel: Channel,
+        provider: Option<Account>,
+        exclude: Vec<Account>,
+    },
     /// Set the message's one timer to `deadline`, replacing any pending one.
-    SetTimer { deadline: u64 },
+    SetTimer {
+        deadline: u64,
+    },
     CancelTimer,
-    Finish { outcome: Outcome },
-    Notify { notice: Notice, step: Option<u8>, outcome: Option<Outcome> },
+    Finish {
+        outcome: Outcome,
+    },
+    Notify {
+        notice: Notice,
+        step: Option<u8>,
+        outcome: Option<Outcome>,
+    },
     /// A timeline entry: `step`/`attempt` when it concerns one; `detail` is the
     /// receipt status, outcome or step status it reports.
-    Timeline { kind: Kind, step: Option<u8>, attempt: Option<u16>, detail: Option<&'static str> },
+    Timeline {
+        kind: Kind,
+        step: Option<u8>,
+        attempt: Option<u16>,
+        detail: Option<&'static str>,
+    },
     /// Engine only: an event for a message the engine does not hold (never
     /// started here, or already finished and dropped). The host restores the
     /// cascade from its stored state and applies the event to it.

@@ -18,19 +18,22 @@ fn value_err(msg: impl Into<String>) -> PyErr {
 }
 
 fn as_dict<'a, 'py>(obj: &'a Bound<'py, PyAny>, what: &str) -> PyResult<&'a Bound<'py, PyDict>> {
-    obj.cast::<PyDict>().map_err(|_| PyTypeError::new_err(format!("{what} must be a dict")))
+    obj.cast::<PyDict>()
+        .map_err(|_| PyTypeError::new_err(format!("{what} must be a dict")))
 }
 
 fn required<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-    d.get_item(key)?.ok_or_else(|| PyKeyError::new_err(format!("missing {key:?}")))
+    d.get_item(key)?
+        .ok_or_else(|| PyKeyError::new_err(format!("missing {key:?}")))
 }
 
 /// An optional key, where None counts as absent.
 fn optional<'py, T: for<'a> FromPyObject<'a, 'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>> {
     match d.get_item(key)? {
-        Some(v) if !v.is_none() => {
-            v.extract::<T>().map(Some).map_err(|_| PyTypeError::new_err(format!("bad type for {key:?}")))
-        }
+        Some(v) if !v.is_none() => v
+            .extract::<T>()
+            .map(Some)
+            .map_err(|_| PyTypeError::new_err(format!("bad type for {key:?}"))),
         _ => Ok(None),
     }
 }
@@ -65,12 +68,18 @@ fn parse_step(obj: &Bound<'_, PyAny>) -> PyResult<Step> {
 fn parse_plan(obj: &Bound<'_, PyAny>) -> PyResult<Plan> {
     let d = as_dict(obj, "a plan")?;
     let steps = required(d, "steps")?;
-    let steps = steps.cast::<PyList>().map_err(|_| PyTypeError::new_err("steps must be a list"))?;
+    let steps = steps
+        .cast::<PyList>()
+        .map_err(|_| PyTypeError::new_err("steps must be a list"))?;
     if steps.len() > 255 {
         return Err(value_err("at most 255 steps"));
     }
     let steps = steps.iter().map(|s| parse_step(&s)).collect::<PyResult<Vec<_>>>()?;
-    Ok(Plan { steps, send_at: time(d, "send_at")?, expires_at: time(d, "expires_at")? })
+    Ok(Plan {
+        steps,
+        send_at: time(d, "send_at")?,
+        expires_at: time(d, "expires_at")?,
+    })
 }
 
 /// One event dict (the id, if any, is read by the caller).
@@ -81,7 +90,11 @@ fn parse_event(d: &Bound<'_, PyDict>) -> PyResult<Event> {
     let retryable = || -> PyResult<bool> { required(d, "retryable")?.extract() };
     Ok(match kind.as_str() {
         "start" => Event::Start(parse_plan(&required(d, "plan")?)?),
-        "accepted" => Event::Accepted { step: step()?, attempt: attempt()?, account: optional(d, "account")? },
+        "accepted" => Event::Accepted {
+            step: step()?,
+            attempt: attempt()?,
+            account: optional(d, "account")?,
+        },
         "rejected" => Event::Rejected {
             step: step()?,
             attempt: attempt()?,
@@ -94,8 +107,14 @@ fn parse_event(d: &Bound<'_, PyDict>) -> PyResult<Event> {
             account: optional(d, "account")?,
             retryable: retryable()?,
         },
-        "receipt" => Event::Receipt { step: step()?, attempt: attempt()?, status: named(d, "status", Receipt::parse)? },
-        "timer_fired" => Event::TimerFired { deadline: time(d, "deadline")?.ok_or_else(|| PyKeyError::new_err("missing \"deadline\""))? },
+        "receipt" => Event::Receipt {
+            step: step()?,
+            attempt: attempt()?,
+            status: named(d, "status", Receipt::parse)?,
+        },
+        "timer_fired" => Event::TimerFired {
+            deadline: time(d, "deadline")?.ok_or_else(|| PyKeyError::new_err("missing \"deadline\""))?,
+        },
         "cancel" => Event::Cancel,
         "expire" => Event::Expire,
         other => return Err(value_err(format!("unknown event type {other:?}"))),
@@ -109,7 +128,13 @@ fn action_dict<'py>(py: Python<'py>, id: Option<u128>, action: &Action) -> PyRes
     }
     let ty = intern!(py, "type");
     match action {
-        Action::Dispatch { step, attempt, channel, provider, exclude } => {
+        Action::Dispatch {
+            step,
+            attempt,
+            channel,
+            provider,
+            exclude,
+        } => {
             d.set_item(ty, intern!(py, "dispatch"))?;
             d.set_item(intern!(py, "step"), step)?;
             d.set_item(intern!(py, "attempt"), attempt)?;
@@ -132,7 +157,12 @@ fn action_dict<'py>(py: Python<'py>, id: Option<u128>, action: &Action) -> PyRes
             d.set_item(intern!(py, "step"), step)?;
             d.set_item(intern!(py, "outcome"), outcome.map(|o| o.as_str()))?;
         }
-        Action::Timeline { kind, step, attempt, detail } => {
+        Action::Timeline {
+            kind,
+            step,
+            attempt,
+            detail,
+        } => {
             d.set_item(ty, intern!(py, "timeline"))?;
             d.set_item(intern!(py, "kind"), kind.as_str())?;
             d.set_item(intern!(py, "step"), step)?;
@@ -145,7 +175,10 @@ fn action_dict<'py>(py: Python<'py>, id: Option<u128>, action: &Action) -> PyRes
 }
 
 fn actions_list<'py>(py: Python<'py>, actions: &[(u128, Action)]) -> PyResult<Bound<'py, PyList>> {
-    let dicts = actions.iter().map(|(id, a)| action_dict(py, Some(*id), a)).collect::<PyResult<Vec<_>>>()?;
+    let dicts = actions
+        .iter()
+        .map(|(id, a)| action_dict(py, Some(*id), a))
+        .collect::<PyResult<Vec<_>>>()?;
     PyList::new(py, dicts)
 }
 
@@ -163,7 +196,9 @@ pub(crate) struct PyEngine {
 impl PyEngine {
     #[new]
     fn new(now_ms: i64) -> PyResult<Self> {
-        Ok(PyEngine { inner: Engine::new(deadline_from(now_ms)?) })
+        Ok(PyEngine {
+            inner: Engine::new(deadline_from(now_ms)?),
+        })
     }
 
     fn __len__(&self) -> usize {
@@ -271,7 +306,9 @@ impl PyCascade {
     /// A cascade from its persisted state.
     #[staticmethod]
     fn from_bytes(data: &[u8]) -> PyResult<Self> {
-        Ok(PyCascade { inner: Cascade::from_bytes(data).map_err(decode_err)? })
+        Ok(PyCascade {
+            inner: Cascade::from_bytes(data).map_err(decode_err)?,
+        })
     }
 
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
@@ -279,11 +316,19 @@ impl PyCascade {
     }
 
     /// Apply one event dict (no id) at `now_ms`; the actions as dicts.
-    fn handle<'py>(&mut self, py: Python<'py>, event: &Bound<'py, PyDict>, now_ms: i64) -> PyResult<Bound<'py, PyList>> {
+    fn handle<'py>(
+        &mut self,
+        py: Python<'py>,
+        event: &Bound<'py, PyDict>,
+        now_ms: i64,
+    ) -> PyResult<Bound<'py, PyList>> {
         let event = parse_event(event)?;
         let mut out = Vec::new();
         self.inner.handle(event, deadline_from(now_ms)?, &mut out);
-        let dicts = out.iter().map(|a| action_dict(py, None, a)).collect::<PyResult<Vec<_>>>()?;
+        let dicts = out
+            .iter()
+            .map(|a| action_dict(py, None, a))
+            .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, dicts)
     }
 

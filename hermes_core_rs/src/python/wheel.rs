@@ -21,9 +21,13 @@ pub(crate) fn id_from(obj: &Bound<'_, PyAny>) -> PyResult<u128> {
         return Ok(u128::from_be_bytes(bytes));
     }
     if obj.is_instance_of::<PyInt>() {
-        return obj.extract::<u128>().map_err(|_| PyValueError::new_err("a message id int must be in [0, 2**128)"));
+        return obj
+            .extract::<u128>()
+            .map_err(|_| PyValueError::new_err("a message id int must be in [0, 2**128)"));
     }
-    Err(PyTypeError::new_err("a message id is 16 bytes (uuid.UUID.bytes) or an int (uuid.UUID.int)"))
+    Err(PyTypeError::new_err(
+        "a message id is 16 bytes (uuid.UUID.bytes) or an int (uuid.UUID.int)",
+    ))
 }
 
 pub(crate) fn id_to_py(py: Python<'_>, id: u128) -> Bound<'_, PyBytes> {
@@ -37,7 +41,9 @@ pub(crate) fn ids_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u128>> {
         return unpack_ids(b.as_bytes());
     }
     if obj.is_instance_of::<pyo3::types::PyString>() {
-        return Err(PyTypeError::new_err("ids are packed bytes or a sequence of ids, not a str"));
+        return Err(PyTypeError::new_err(
+            "ids are packed bytes or a sequence of ids, not a str",
+        ));
     }
     obj.try_iter()?.map(|item| id_from(&item?)).collect()
 }
@@ -45,9 +51,15 @@ pub(crate) fn ids_from(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u128>> {
 /// Splits packed ids (`16 * n` bytes) into ids.
 pub(crate) fn unpack_ids(packed: &[u8]) -> PyResult<Vec<u128>> {
     if packed.len() % 16 != 0 {
-        return Err(PyValueError::new_err(format!("packed ids must be 16 * n bytes, got {}", packed.len())));
+        return Err(PyValueError::new_err(format!(
+            "packed ids must be 16 * n bytes, got {}",
+            packed.len()
+        )));
     }
-    Ok(packed.chunks_exact(16).map(|c| u128::from_be_bytes(c.try_into().expect("16 bytes"))).collect())
+    Ok(packed
+        .chunks_exact(16)
+        .map(|c| u128::from_be_bytes(c.try_into().expect("16 bytes")))
+        .collect())
 }
 
 pub(crate) fn deadline_from(v: i64) -> PyResult<u64> {
@@ -64,7 +76,9 @@ pub(crate) struct PyWheel {
 impl PyWheel {
     #[new]
     fn new(now_ms: i64) -> PyResult<Self> {
-        Ok(PyWheel { inner: wheel::Wheel::new(deadline_from(now_ms)?) })
+        Ok(PyWheel {
+            inner: wheel::Wheel::new(deadline_from(now_ms)?),
+        })
     }
 
     /// The wheel's time: the last `now_ms` advanced to.
@@ -88,7 +102,11 @@ impl PyWheel {
     fn insert_many(&mut self, py: Python<'_>, ids: &Bound<'_, PyAny>, deadlines: Vec<i64>) -> PyResult<()> {
         let ids = ids_from(ids)?;
         if ids.len() != deadlines.len() {
-            return Err(PyValueError::new_err(format!("{} ids but {} deadlines", ids.len(), deadlines.len())));
+            return Err(PyValueError::new_err(format!(
+                "{} ids but {} deadlines",
+                ids.len(),
+                deadlines.len()
+            )));
         }
         let timers = ids
             .into_iter()
@@ -130,7 +148,9 @@ impl PyWheel {
     /// Move time to `now_ms`; the expired timers as `(id, deadline)`.
     fn advance<'py>(&mut self, py: Python<'py>, now_ms: i64) -> PyResult<Bound<'py, PyList>> {
         let fired = self.run_advance(py, now_ms)?;
-        let items = fired.iter().map(|&(id, d)| PyTuple::new(py, [id_to_py(py, id).into_any(), d.into_pyobject(py)?.into_any()]));
+        let items = fired
+            .iter()
+            .map(|&(id, d)| PyTuple::new(py, [id_to_py(py, id).into_any(), d.into_pyobject(py)?.into_any()]));
         PyList::new(py, items.collect::<PyResult<Vec<_>>>()?)
     }
 

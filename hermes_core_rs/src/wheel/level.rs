@@ -156,7 +156,10 @@ mod tests {
         assert_eq!(next_occupied(1 << 2, 130, 0), Some((2, 130)));
         // The slot start is relative to the level's span containing `elapsed`.
         let t = 7 * level_range(2) + 1;
-        assert_eq!(next_occupied(1 << 9, t, 2), Some((9, 7 * level_range(2) + 9 * slot_range(2))));
+        assert_eq!(
+            next_occupied(1 << 9, t, 2),
+            Some((9, 7 * level_range(2) + 9 * slot_range(2)))
+        );
     }
 
     #[test]

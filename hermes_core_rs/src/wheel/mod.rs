@@ -50,7 +50,10 @@ struct Level {
 
 impl Level {
     fn new() -> Level {
-        Level { occupied: 0, slots: std::array::from_fn(|_| Vec::new()) }
+        Level {
+            occupied: 0,
+            slots: std::array::from_fn(|_| Vec::new()),
+        }
     }
 }
 
@@ -79,7 +82,12 @@ pub struct Wheel {
 impl Wheel {
     /// An empty wheel whose time is `now_ms`.
     pub fn new(now_ms: u64) -> Self {
-        Wheel { elapsed: now_ms, levels: std::array::from_fn(|_| Level::new()), overflow: Vec::new(), slab: Slab::new() }
+        Wheel {
+            elapsed: now_ms,
+            levels: std::array::from_fn(|_| Level::new()),
+            overflow: Vec::new(),
+            slab: Slab::new(),
+        }
     }
 
     /// The wheel's time: the `now_ms` of the last advance (or of `new`).
@@ -193,8 +201,7 @@ impl Wheel {
             }
         }
         if !self.overflow.is_empty() {
-            let at = overflow_boundary(self.elapsed)
-                .expect("an overflow timer implies a later span boundary");
+            let at = overflow_boundary(self.elapsed).expect("an overflow timer implies a later span boundary");
             return Some((Location::Overflow, at));
         }
         None
@@ -220,9 +227,7 @@ impl Wheel {
             } else {
                 // Down a level, or (from the overflow list) back to it when
                 // the deadline is still beyond the next span.
-                debug_assert!(
-                    location == Location::Overflow || location_for(self.elapsed, entry.deadline) != location
-                );
+                debug_assert!(location == Location::Overflow || location_for(self.elapsed, entry.deadline) != location);
                 self.link(idx);
             }
         }
@@ -275,6 +280,9 @@ impl Wheel {
 
 impl std::fmt::Debug for Wheel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wheel").field("now", &self.elapsed).field("len", &self.len()).finish()
+        f.debug_struct("Wheel")
+            .field("now", &self.elapsed)
+            .field("len", &self.len())
+            .finish()
     }
 }

@@ -39,7 +39,12 @@ pub(crate) struct Entry {
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 32);
 
-const VACANT: Entry = Entry { id: 0, deadline: 0, pos: NIL, generation: 0 };
+const VACANT: Entry = Entry {
+    id: 0,
+    deadline: 0,
+    pos: NIL,
+    generation: 0,
+};
 
 #[inline]
 fn cell(pages: &[Box<[Entry]>], idx: u32) -> &Entry {
@@ -77,7 +82,14 @@ pub(crate) struct Slab {
 
 impl Slab {
     pub(crate) fn new() -> Self {
-        Slab { pages: Vec::new(), high_water: 0, free: NIL, len: 0, index: HashTable::new(), stale: 0 }
+        Slab {
+            pages: Vec::new(),
+            high_water: 0,
+            free: NIL,
+            len: 0,
+            index: HashTable::new(),
+            stale: 0,
+        }
     }
 
     #[inline]
@@ -155,7 +167,12 @@ impl Slab {
             idx
         };
         let e = &mut self.pages[(idx >> PAGE_BITS) as usize][idx as usize & (PAGE_LEN - 1)];
-        *e = Entry { id, deadline, pos: NIL, generation: e.generation };
+        *e = Entry {
+            id,
+            deadline,
+            pos: NIL,
+            generation: e.generation,
+        };
         vacant.insert((idx, e.generation));
         self.len += 1;
         (idx, false)
@@ -194,7 +211,10 @@ impl Slab {
     #[cfg(test)]
     pub(crate) fn remove(&mut self, idx: u32) -> Entry {
         let entry = *self.get(idx);
-        match self.index.find_entry(hash_id(entry.id), |&(i, g)| i == idx && g == entry.generation) {
+        match self
+            .index
+            .find_entry(hash_id(entry.id), |&(i, g)| i == idx && g == entry.generation)
+        {
             Ok(found) => {
                 found.remove();
             }
@@ -326,7 +346,11 @@ mod tests {
                 assert_eq!(slab.find(id), None, "round {round}: expired id {id} still found");
             }
         }
-        assert!(slab.index.len() <= 2 * MIN_SWEEP, "stale pairs kept: {}", slab.index.len());
+        assert!(
+            slab.index.len() <= 2 * MIN_SWEEP,
+            "stale pairs kept: {}",
+            slab.index.len()
+        );
     }
 
     #[test]

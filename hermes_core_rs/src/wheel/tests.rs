@@ -20,11 +20,19 @@ fn assert_fires_exactly_at(start: u64, deadline: u64) {
     wheel.insert(7, deadline);
     assert!(wheel.next_deadline().unwrap() <= deadline.max(start));
     if deadline > start {
-        assert_eq!(advance(&mut wheel, deadline - 1), vec![], "start {start} deadline {deadline}");
+        assert_eq!(
+            advance(&mut wheel, deadline - 1),
+            vec![],
+            "start {start} deadline {deadline}"
+        );
         assert_eq!(wheel.deadline(7), Some(deadline));
         assert!(wheel.next_deadline().unwrap() <= deadline);
     }
-    assert_eq!(advance(&mut wheel, deadline), vec![(7, deadline)], "start {start} deadline {deadline}");
+    assert_eq!(
+        advance(&mut wheel, deadline),
+        vec![(7, deadline)],
+        "start {start} deadline {deadline}"
+    );
     assert!(wheel.is_empty());
     assert_eq!(wheel.next_deadline(), None);
 
@@ -49,7 +57,18 @@ fn assert_fires_exactly_at(start: u64, deadline: u64) {
 
 #[test]
 fn every_level_boundary_from_zero_and_unaligned_starts() {
-    for start in [0, 1, 63, 64, 100, 4095, 4097, 1_000_003, WHEEL_SPAN - 1, WHEEL_SPAN + 17] {
+    for start in [
+        0,
+        1,
+        63,
+        64,
+        100,
+        4095,
+        4097,
+        1_000_003,
+        WHEEL_SPAN - 1,
+        WHEEL_SPAN + 17,
+    ] {
         for level in 0..NUM_LEVELS {
             let range = level_range(level);
             for offset in [range - 1, range, range + 1, slot_range(level), 2 * range - 1] {
@@ -101,7 +120,14 @@ fn advance_backwards_only_fires_what_is_due() {
 #[test]
 fn far_deadlines_up_to_35_days_and_beyond_the_top_level() {
     let start = 1_764_000_000_000; // a realistic epoch-ms clock
-    for d in [DAY_MS, 35 * DAY_MS, 35 * DAY_MS + 1, WHEEL_SPAN - 1, WHEEL_SPAN, 3 * WHEEL_SPAN + 5] {
+    for d in [
+        DAY_MS,
+        35 * DAY_MS,
+        35 * DAY_MS + 1,
+        WHEEL_SPAN - 1,
+        WHEEL_SPAN,
+        3 * WHEEL_SPAN + 5,
+    ] {
         assert_fires_exactly_at(start, start + d);
     }
     // The largest deadlines are held, and keep their order with the others.
@@ -154,7 +180,9 @@ fn insert_replaces_an_existing_timer() {
 fn batches_act_like_single_calls_in_order() {
     // Large enough for the bucket-ordered path, with repeated ids: the last
     // deadline given for an id wins, as with `insert` one after the other.
-    let mut batch: Vec<(u128, u64)> = (0..10_000u128).map(|i| (i * 0x9e37_79b9_7f4a_7c15, 1_000 + (i as u64 % 977))).collect();
+    let mut batch: Vec<(u128, u64)> = (0..10_000u128)
+        .map(|i| (i * 0x9e37_79b9_7f4a_7c15, 1_000 + (i as u64 % 977)))
+        .collect();
     let repeats: Vec<(u128, u64)> = batch[..3_000].iter().map(|&(id, d)| (id, d + 50_000)).collect();
     batch.extend(repeats);
     let mut one_by_one = Wheel::new(0);

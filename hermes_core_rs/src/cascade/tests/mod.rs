@@ -8,7 +8,11 @@ fn step(channel: Channel, timeout_ms: u64) -> Step {
 }
 
 fn plan(steps: Vec<Step>) -> Plan {
-    Plan { steps, send_at: None, expires_at: None }
+    Plan {
+        steps,
+        send_at: None,
+        expires_at: None,
+    }
 }
 
 fn run(c: &mut Cascade, event: Event, now: u64) -> Vec<Action> {
@@ -21,7 +25,13 @@ fn dispatches(actions: &[Action]) -> Vec<(u8, u16, Option<Account>, Vec<Account>
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Dispatch { step, attempt, provider, exclude, .. } => Some((*step, *attempt, provider.clone(), exclude.clone())),
+            Action::Dispatch {
+                step,
+                attempt,
+                provider,
+                exclude,
+                ..
+            } => Some((*step, *attempt, provider.clone(), exclude.clone())),
             _ => None,
         })
         .collect()
@@ -55,7 +65,11 @@ fn notices(actions: &[Action]) -> Vec<Notice> {
 }
 
 fn accepted(step: u8, attempt: u16) -> Event {
-    Event::Accepted { step, attempt, account: Some("acct-1".into()) }
+    Event::Accepted {
+        step,
+        attempt,
+        account: Some("acct-1".into()),
+    }
 }
 
 fn receipt(step: u8, attempt: u16, status: Receipt) -> Event {
@@ -66,17 +80,28 @@ fn receipt(step: u8, attempt: u16, status: Receipt) -> Event {
 #[test]
 fn sms_unconfirmed_falls_back_to_email_which_is_delivered() {
     let mut c = Cascade::new();
-    let a = run(&mut c, Event::Start(plan(vec![step(Channel::Sms, 30_000), step(Channel::Email, 30_000)])), 0);
+    let a = run(
+        &mut c,
+        Event::Start(plan(vec![step(Channel::Sms, 30_000), step(Channel::Email, 30_000)])),
+        0,
+    );
     assert_eq!(dispatches(&a), vec![(0, 1, None, vec![])]);
     assert!(a.contains(&Action::SetTimer { deadline: 30_000 }));
     assert_eq!(notices(&run(&mut c, accepted(0, 1), 200)), vec![Notice::Sent]);
-    assert!(run(&mut c, Event::TimerFired { deadline: 29_999 }, 29_999).is_empty(), "stale timer ignored");
+    assert!(
+        run(&mut c, Event::TimerFired { deadline: 29_999 }, 29_999).is_empty(),
+        "stale timer ignored"
+    );
 
     let a = run(&mut c, Event::TimerFired { deadline: 30_000 }, 30_000);
     assert_eq!(kinds(&a)[..2], [Kind::StepTimedOut, Kind::Fallback]);
     assert_eq!(dispatches(&a), vec![(1, 2, None, vec![])]);
     assert!(a.contains(&Action::SetTimer { deadline: 60_000 }));
-    assert_eq!(c.records()[0].status, StepStatus::Accepted, "the SMS stays with its provider");
+    assert_eq!(
+        c.records()[0].status,
+        StepStatus::Accepted,
+        "the SMS stays with its provider"
+    );
 
     run(&mut c, accepted(1, 2), 30_100);
     let a = run(&mut c, receipt(1, 2, Receipt::Delivered), 35_000);
@@ -91,7 +116,10 @@ fn sms_unconfirmed_falls_back_to_email_which_is_delivered() {
     assert_eq!(notices(&a), vec![Notice::LateDelivered]);
     assert_eq!(c.records()[0].status, StepStatus::Delivered);
     assert_eq!(c.phase(), Phase::Finished(Outcome::Delivered));
-    assert!(run(&mut c, receipt(0, 1, Receipt::Delivered), 40_001).is_empty(), "duplicate receipt");
+    assert!(
+        run(&mut c, receipt(0, 1, Receipt::Delivered), 40_001).is_empty(),
+        "duplicate receipt"
+    );
 }
 
 #[test]
@@ -103,25 +131,66 @@ fn retryable_provider_errors_fail_over_within_the_step_then_fall_back() {
     let a = run(&mut c, Event::Start(plan(vec![sms, step(Channel::Email, 30_000)])), 0);
     assert_eq!(dispatches(&a), vec![(0, 1, Some("twilio-main".into()), vec![])]);
 
-    let err = |attempt, account: &str| Event::ProviderError { step: 0, attempt, account: Some(account.into()), retryable: true };
+    let err = |attempt, account: &str| Event::ProviderError {
+        step: 0,
+        attempt,
+        account: Some(account.into()),
+        retryable: true,
+    };
     let a = run(&mut c, err(1, "twilio-main"), 100);
-    assert_eq!(dispatches(&a), vec![(0, 2, None, vec!["twilio-main".into()])], "route elsewhere, excluding the failed account");
-    assert!(!a.iter().any(|x| matches!(x, Action::SetTimer { .. })), "the step keeps its deadline");
-    assert!(run(&mut c, err(1, "twilio-main"), 150).is_empty(), "a duplicate error for the old attempt");
+    assert_eq!(
+        dispatches(&a),
+        vec![(0, 2, None, vec!["twilio-main".into()])],
+        "route elsewhere, excluding the failed account"
+    );
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::SetTimer { .. })),
+        "the step keeps its deadline"
+    );
+    assert!(
+        run(&mut c, err(1, "twilio-main"), 150).is_empty(),
+        "a duplicate error for the old attempt"
+    );
 
     let a = run(&mut c, err(2, "messente"), 200);
     assert_eq!(kinds(&a)[..3], [Kind::ProviderError, Kind::StepFailed, Kind::Fallback]);
-    assert_eq!(dispatches(&a), vec![(1, 3, None, vec![])], "the next channel starts afresh");
+    assert_eq!(
+        dispatches(&a),
+        vec![(1, 3, None, vec![])],
+        "the next channel starts afresh"
+    );
     assert!(a.contains(&Action::SetTimer { deadline: 30_200 }));
 }
 
 #[test]
 fn retryable_rejection_fails_over_and_a_final_one_ends_the_step() {
     let mut c = Cascade::new();
-    run(&mut c, Event::Start(plan(vec![step(Channel::Sms, 30_000), step(Channel::Email, 30_000)])), 0);
-    let a = run(&mut c, Event::Rejected { step: 0, attempt: 1, account: Some("a3".into()), retryable: true }, 10);
+    run(
+        &mut c,
+        Event::Start(plan(vec![step(Channel::Sms, 30_000), step(Channel::Email, 30_000)])),
+        0,
+    );
+    let a = run(
+        &mut c,
+        Event::Rejected {
+            step: 0,
+            attempt: 1,
+            account: Some("a3".into()),
+            retryable: true,
+        },
+        10,
+    );
     assert_eq!(dispatches(&a), vec![(0, 2, None, vec!["a3".into()])]);
-    let a = run(&mut c, Event::Rejected { step: 0, attempt: 2, account: Some("a4".into()), retryable: false }, 20);
+    let a = run(
+        &mut c,
+        Event::Rejected {
+            step: 0,
+            attempt: 2,
+            account: Some("a4".into()),
+            retryable: false,
+        },
+        20,
+    );
     assert_eq!(dispatches(&a), vec![(1, 3, None, vec![])]);
     assert_eq!(c.records()[0].status, StepStatus::Failed);
 }
@@ -129,7 +198,11 @@ fn retryable_rejection_fails_over_and_a_final_one_ends_the_step() {
 #[test]
 fn a_failure_receipt_ends_the_step_early_and_the_last_step_failing_fails_the_cascade() {
     let mut c = Cascade::new();
-    run(&mut c, Event::Start(plan(vec![step(Channel::Sms, 30_000), step(Channel::Email, 30_000)])), 0);
+    run(
+        &mut c,
+        Event::Start(plan(vec![step(Channel::Sms, 30_000), step(Channel::Email, 30_000)])),
+        0,
+    );
     run(&mut c, accepted(0, 1), 10);
     let a = run(&mut c, receipt(0, 1, Receipt::Undelivered), 500);
     assert_eq!(dispatches(&a), vec![(1, 2, None, vec![])]);
@@ -149,18 +222,27 @@ fn exhausted_cascade_with_a_provider_holding_the_message_ends_accepted() {
     run(&mut c, Event::Start(plan(vec![step(Channel::Email, 1_000)])), 0);
     let a = run(&mut c, Event::TimerFired { deadline: 1_000 }, 1_000);
     assert_eq!(finish(&a), Some(Outcome::Failed), "never accepted by anyone");
-    assert!(!a.contains(&Action::CancelTimer), "the timer that fired is gone already");
+    assert!(
+        !a.contains(&Action::CancelTimer),
+        "the timer that fired is gone already"
+    );
 }
 
 #[test]
 fn send_at_dispatches_nothing_before_it() {
     let mut c = Cascade::new();
-    let p = Plan { send_at: Some(5_000), ..plan(vec![step(Channel::Sms, 30_000)]) };
+    let p = Plan {
+        send_at: Some(5_000),
+        ..plan(vec![step(Channel::Sms, 30_000)])
+    };
     let a = run(&mut c, Event::Start(p), 0);
     assert!(dispatches(&a).is_empty());
     assert_eq!(notices(&a), vec![Notice::Scheduled]);
     assert!(a.contains(&Action::SetTimer { deadline: 5_000 }));
-    assert!(run(&mut c, receipt(0, 1, Receipt::Delivered), 10).is_empty(), "no attempt exists yet");
+    assert!(
+        run(&mut c, receipt(0, 1, Receipt::Delivered), 10).is_empty(),
+        "no attempt exists yet"
+    );
     let a = run(&mut c, Event::TimerFired { deadline: 5_000 }, 5_003);
     assert_eq!(dispatches(&a), vec![(0, 1, None, vec![])]);
     assert!(a.contains(&Action::SetTimer { deadline: 35_003 }));
@@ -168,7 +250,10 @@ fn send_at_dispatches_nothing_before_it() {
 
 #[test]
 fn an_expired_cascade_never_falls_back() {
-    let p = |expires| Plan { expires_at: Some(expires), ..plan(vec![step(Channel::Sms, 30_000), step(Channel::Email, 30_000)]) };
+    let p = |expires| Plan {
+        expires_at: Some(expires),
+        ..plan(vec![step(Channel::Sms, 30_000), step(Channel::Email, 30_000)])
+    };
     // The expiry comes before the step timeout: the one timer is the expiry.
     let mut c = Cascade::new();
     let a = run(&mut c, Event::Start(p(10_000)), 0);
@@ -179,7 +264,16 @@ fn an_expired_cascade_never_falls_back() {
     // A failure reported after the expiry passed (before its timer ticked).
     let mut c = Cascade::new();
     run(&mut c, Event::Start(p(10_000)), 0);
-    let a = run(&mut c, Event::Rejected { step: 0, attempt: 1, account: None, retryable: false }, 10_500);
+    let a = run(
+        &mut c,
+        Event::Rejected {
+            step: 0,
+            attempt: 1,
+            account: None,
+            retryable: false,
+        },
+        10_500,
+    );
     assert_eq!(finish(&a), Some(Outcome::Expired));
     assert!(dispatches(&a).is_empty());
     // A worker down past both deadlines: the timeout fires late, expiry wins.
@@ -199,7 +293,11 @@ fn an_expired_cascade_never_falls_back() {
 #[test]
 fn a_late_success_on_an_earlier_step_ends_the_running_one() {
     let mut c = Cascade::new();
-    let steps = vec![step(Channel::Sms, 30_000), step(Channel::Email, 30_000), step(Channel::Push, 30_000)];
+    let steps = vec![
+        step(Channel::Sms, 30_000),
+        step(Channel::Email, 30_000),
+        step(Channel::Push, 30_000),
+    ];
     run(&mut c, Event::Start(plan(steps)), 0);
     run(&mut c, Event::TimerFired { deadline: 30_000 }, 30_000);
     let a = run(&mut c, receipt(0, 1, Receipt::Delivered), 31_000);
@@ -218,9 +316,16 @@ fn a_late_success_on_an_earlier_step_ends_the_running_one() {
 fn success_criteria_accepted_delivered_read() {
     // Push: accepted is success.
     let mut c = Cascade::new();
-    run(&mut c, Event::Start(plan(vec![step(Channel::Push, 5_000), step(Channel::Sms, 5_000)])), 0);
+    run(
+        &mut c,
+        Event::Start(plan(vec![step(Channel::Push, 5_000), step(Channel::Sms, 5_000)])),
+        0,
+    );
     assert_eq!(finish(&run(&mut c, accepted(0, 1), 10)), Some(Outcome::Accepted));
-    assert_eq!(notices(&run(&mut c, receipt(0, 1, Receipt::Delivered), 20)), vec![Notice::Delivered]);
+    assert_eq!(
+        notices(&run(&mut c, receipt(0, 1, Receipt::Delivered), 20)),
+        vec![Notice::Delivered]
+    );
     // WhatsApp waiting to be read: delivered is news, not success.
     let mut wa = step(Channel::Whatsapp, 60_000);
     wa.success = Success::Read;
@@ -229,11 +334,17 @@ fn success_criteria_accepted_delivered_read() {
     let a = run(&mut c, receipt(0, 1, Receipt::Delivered), 100);
     assert_eq!(notices(&a), vec![Notice::Delivered]);
     assert!(finish(&a).is_none());
-    assert_eq!(finish(&run(&mut c, receipt(0, 1, Receipt::Read), 200)), Some(Outcome::Read));
+    assert_eq!(
+        finish(&run(&mut c, receipt(0, 1, Receipt::Read), 200)),
+        Some(Outcome::Read)
+    );
     // A read receipt satisfies a delivered step (WhatsApp can skip delivered).
     let mut c = Cascade::new();
     run(&mut c, Event::Start(plan(vec![step(Channel::Whatsapp, 5_000)])), 0);
-    assert_eq!(finish(&run(&mut c, receipt(0, 1, Receipt::Read), 10)), Some(Outcome::Read));
+    assert_eq!(
+        finish(&run(&mut c, receipt(0, 1, Receipt::Read), 10)),
+        Some(Outcome::Read)
+    );
 }
 
 #[test]
@@ -268,7 +379,11 @@ fn cancel_ends_once_and_duplicates_change_nothing() {
     assert!(run(&mut c, Event::Cancel, 5).is_empty());
     assert!(run(&mut c, Event::TimerFired { deadline: 30_000 }, 30_000).is_empty());
     let a = run(&mut c, receipt(0, 1, Receipt::Delivered), 6);
-    assert_eq!(notices(&a), vec![Notice::LateDelivered], "after a cancel, delivery is still reported");
+    assert_eq!(
+        notices(&a),
+        vec![Notice::LateDelivered],
+        "after a cancel, delivery is still reported"
+    );
 }
 
 #[test]
@@ -276,12 +391,24 @@ fn the_persisted_form_round_trips_and_refuses_damage() {
     let mut wa = step(Channel::Whatsapp, 60_000);
     wa.provider = Some("whatsapp-cloud-é".into());
     wa.success = Success::Read;
-    let p = Plan { steps: vec![wa, step(Channel::Sms, 30_000)], send_at: Some(10), expires_at: Some(u64::MAX) };
+    let p = Plan {
+        steps: vec![wa, step(Channel::Sms, 30_000)],
+        send_at: Some(10),
+        expires_at: Some(u64::MAX),
+    };
     let mut c = Cascade::new();
     let events = [
         (Event::Start(p), 0),
         (Event::TimerFired { deadline: 10 }, 10),
-        (Event::ProviderError { step: 0, attempt: 1, account: Some("a5".into()), retryable: true }, 20),
+        (
+            Event::ProviderError {
+                step: 0,
+                attempt: 1,
+                account: Some("a5".into()),
+                retryable: true,
+            },
+            20,
+        ),
         (accepted(0, 2), 30),
         (Event::TimerFired { deadline: 60_010 }, 60_010),
         (receipt(1, 3, Receipt::Read), 60_020),
@@ -332,18 +459,39 @@ mod engine_tests {
         e.tick(29_999, &mut out);
         assert!(out.is_empty());
         e.tick(30_000, &mut out);
-        let emails = out.iter().filter(|(_, a)| matches!(a, Action::Dispatch { step: 1, .. })).count();
+        let emails = out
+            .iter()
+            .filter(|(_, a)| matches!(a, Action::Dispatch { step: 1, .. }))
+            .count();
         assert_eq!(emails, 100);
         out.clear();
-        e.apply((0..50u128).map(|id| (id, receipt(1, 2, Receipt::Delivered))), 31_000, &mut out);
-        assert_eq!(out.iter().filter(|(_, a)| matches!(a, Action::Finish { .. })).count(), 50);
-        assert_eq!((e.len(), e.timers()), (50, 50), "finished cascades and their timers are gone");
+        e.apply(
+            (0..50u128).map(|id| (id, receipt(1, 2, Receipt::Delivered))),
+            31_000,
+            &mut out,
+        );
+        assert_eq!(
+            out.iter().filter(|(_, a)| matches!(a, Action::Finish { .. })).count(),
+            50
+        );
+        assert_eq!(
+            (e.len(), e.timers()),
+            (50, 50),
+            "finished cascades and their timers are gone"
+        );
         out.clear();
         e.apply([(7u128, receipt(0, 1, Receipt::Delivered))], 32_000, &mut out);
         assert_eq!(out, vec![(7, Action::Unknown)]);
         out.clear();
         e.tick(60_000, &mut out);
-        let failed = out.iter().filter(|(_, a)| *a == Action::Finish { outcome: Outcome::Failed }).count();
+        let failed = out
+            .iter()
+            .filter(|(_, a)| {
+                *a == Action::Finish {
+                    outcome: Outcome::Failed,
+                }
+            })
+            .count();
         assert_eq!(failed, 50);
         assert!(e.is_empty() && e.timers() == 0);
     }
@@ -352,7 +500,11 @@ mod engine_tests {
     fn dump_load_and_restore_rebuild_the_same_engine() {
         let mut e = Engine::new(1_000);
         let mut out = Vec::new();
-        e.apply((0..20u128).map(|id| (id << 64 | 5, Event::Start(seed_plan()))), 1_000, &mut out);
+        e.apply(
+            (0..20u128).map(|id| (id << 64 | 5, Event::Start(seed_plan()))),
+            1_000,
+            &mut out,
+        );
         e.apply([(3u128 << 64 | 5, accepted(0, 1))], 2_000, &mut out);
         let bytes = e.dump();
         let loaded = Engine::load(&bytes).unwrap();

@@ -30,8 +30,16 @@ fn a_step() -> impl Strategy<Value = Step> {
 }
 
 fn a_plan() -> impl Strategy<Value = Plan> {
-    (prop::collection::vec(a_step(), 0..5), prop::option::of(0u64..100_000), prop::option::of(0u64..200_000))
-        .prop_map(|(steps, s, e)| Plan { steps, send_at: s.map(|s| 1_000 + s), expires_at: e.map(|e| 1_000 + e) })
+    (
+        prop::collection::vec(a_step(), 0..5),
+        prop::option::of(0u64..100_000),
+        prop::option::of(0u64..200_000),
+    )
+        .prop_map(|(steps, s, e)| Plan {
+            steps,
+            send_at: s.map(|s| 1_000 + s),
+            expires_at: e.map(|e| 1_000 + e),
+        })
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -84,21 +92,37 @@ impl Checker {
                 }
                 Action::Dispatch { step, attempt, .. } => {
                     prop_assert!(!was_finished, "dispatch after the end");
-                    prop_assert!(self.plan.send_at.is_none_or(|s| self.now >= s), "dispatch before send_at");
-                    prop_assert!(self.plan.expires_at.is_none_or(|e| self.now < e), "dispatch after expiry");
+                    prop_assert!(
+                        self.plan.send_at.is_none_or(|s| self.now >= s),
+                        "dispatch before send_at"
+                    );
+                    prop_assert!(
+                        self.plan.expires_at.is_none_or(|e| self.now < e),
+                        "dispatch after expiry"
+                    );
                     self.dispatched.push((*step, *attempt));
                 }
                 _ => {}
             }
         }
-        prop_assert_eq!(self.timer, c.timer(), "the host's view of the timer matches the machine");
+        prop_assert_eq!(
+            self.timer,
+            c.timer(),
+            "the host's view of the timer matches the machine"
+        );
         prop_assert!(c.timer_invariant());
         if *c != before {
-            prop_assert!(!kinds(&actions).is_empty(), "a transition without a timeline entry: {:?}", event);
+            prop_assert!(
+                !kinds(&actions).is_empty(),
+                "a transition without a timeline entry: {:?}",
+                event
+            );
         }
         if let Event::Receipt { step, .. } = event {
             if was_finished && c.records().get(step as usize) != before.records().get(step as usize) {
-                prop_assert!(kinds(&actions).iter().any(|k| matches!(k, Kind::LateReceipt | Kind::Receipt)));
+                prop_assert!(kinds(&actions)
+                    .iter()
+                    .any(|k| matches!(k, Kind::LateReceipt | Kind::Receipt)));
             }
         }
         Ok(actions)
