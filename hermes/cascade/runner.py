@@ -176,10 +176,9 @@ class CascadeRunner:
             actions = self._apply(events, now) if events else []
             actions += cast(list[Action], self.engine.tick(now))
             await self._execute(actions, events, batch, jobs, now)
-            for mid in list(batch.updates):
-                if mid in self.contexts:
-                    (state,) = self.engine.export([mid.bytes])
-                    batch.updates[mid].state = state
+            held = [mid for mid in batch.updates if mid in self.contexts]
+            for mid, state in zip(held, self.engine.export([m.bytes for m in held]), strict=True):
+                batch.updates[mid].state = state
             await self.store.persist(batch)
         except Exception:
             log.exception("engine turn failed; rebuilding from PostgreSQL")
@@ -332,10 +331,17 @@ class CascadeRunner:
         restore: list[tuple[bytes, bytes]] = []
         wanted = {i.bytes for i in ids}
         for mid, (ctx, state, final) in rows.items():
+            mine = [e for e in events if e["id"] == mid.bytes]
+            ended = batch.updates.get(mid)
+            if ended is not None and ended.outcome is not None:
+                # It ended earlier in this turn, which the store has not seen yet: the
+                # events the engine no longer knew are its last ones. Restoring it from
+                # the store would replay the event that ended it, and end it again.
+                mine, final = mine[len(mine) - ids.count(mid):], True
             if final or state is None:
                 # A receipt after the cascade ended: keep it in the timeline, never drop it.
-                for e in events:
-                    if e["id"] == mid.bytes and e["type"] == "receipt":
+                for e in mine:
+                    if e["type"] == "receipt":
                         data = {"step": e["step"], "attempt": e["attempt"], "status": e["status"]}
                         batch.events.append((mid, _ts(now), "late_receipt",
                                              msgspec.json.encode(data).decode()))
