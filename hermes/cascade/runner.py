@@ -176,9 +176,10 @@ class CascadeRunner:
             actions = self._apply(events, now) if events else []
             actions += cast(list[Action], self.engine.tick(now))
             await self._execute(actions, events, batch, jobs, now)
-            held = [mid for mid in batch.updates if mid in self.contexts]
-            for mid, state in zip(held, self.engine.export([m.bytes for m in held]), strict=True):
-                batch.updates[mid].state = state
+            for mid in list(batch.updates):
+                if mid in self.contexts:
+                    (state,) = self.engine.export([mid.bytes])
+                    batch.updates[mid].state = state
             await self.store.persist(batch)
         except Exception:
             log.exception("engine turn failed; rebuilding from PostgreSQL")
@@ -337,7 +338,7 @@ class CascadeRunner:
                 # It ended earlier in this turn, which the store has not seen yet: the
                 # events the engine no longer knew are its last ones. Restoring it from
                 # the store would replay the event that ended it, and end it again.
-                mine, final = mine[len(mine) - ids.count(mid):], True
+                mine, final = mine[max(0, len(mine) - ids.count(mid)):], True
             if final or state is None:
                 # A receipt after the cascade ended: keep it in the timeline, never drop it.
                 for e in mine:
