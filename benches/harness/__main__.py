@@ -32,12 +32,17 @@ def summary(result: dict[str, Any]) -> str:
     lines = []
     if s == "ingest":
         run = result["run"]
-        lines.append(f"ingest: {result['messages_per_s']:,.0f} messages/s "
-                     f"({result['requests_per_s']:,.1f} batches of {result['batch']}/s, "
+        lines.append(f"ingest: {result['messages_per_s']:,.0f} messages/s committed and "
+                     f"published (committed {result['committed_per_s']:,.0f}/s, into "
+                     f"JetStream during the load {result['published_in_window_per_s']:,.0f}/s; "
+                     f"{result['requests_per_s']:,.1f} batches of {result['batch']}/s, "
                      f"{result['clients']} clients); batch latency {_lat(run['latencies_ms'])}; "
                      f"{result['stored']:,} rows stored; "
-                     f"{result['messages_per_api_cpu_s']:,.0f} messages per API CPU-second")
-        lines.append(_cpu_table(run["cpu"], run["cpu_window_s"]))
+                     f"{result['messages_per_api_cpu_s']:,.0f} messages per API CPU-second; "
+                     f"{result['published']:,} start commands in JetStream "
+                     f"{result['publish_lag_s']:.1f} s after the load")
+        lines.append("  CPU from the window's start until its last start command was published:")
+        lines.append(_cpu_table(result["cpu_until_published"], result["wall_until_published_s"]))
     elif s == "single":
         rate = result["requests_per_s"]
         lines.append(f"single: hermes {rate['hermes']:,.0f} requests/s, trivial "

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,15 @@ class Deployment:
                     out[f"{name}.{what}"] = n
         return out
 
+    def published(self) -> int:
+        """How many start commands the cascade stream holds."""
+        return asyncio.run(_wait_published(self.env["HERMES_NATS_URL"], 0, 0))[0]
+
+    def wait_published(self, count: int, timeout: float = 120.0) -> tuple[int, float]:
+        """Wait until the cascade stream holds `count` messages (the start commands of what
+        was accepted); how many it holds and how long that took."""
+        return asyncio.run(_wait_published(self.env["HERMES_NATS_URL"], count, timeout))
+
     def count_messages(self, tenant_id: str) -> int:
         import psycopg
 
@@ -163,6 +173,22 @@ async def _ensure_streams(nats_url: str) -> None:
         await nc.close()
 
 
+async def _wait_published(nats_url: str, count: int, timeout: float) -> tuple[int, float]:
+    import nats
+
+    nc = await nats.connect(nats_url)
+    start = time.monotonic()
+    try:
+        while True:
+            info = await nc.jetstream().stream_info("HERMES_CASCADE")
+            held = int(info.state.messages)
+            if held >= count or time.monotonic() - start > timeout:
+                return held, time.monotonic() - start
+            await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+
+
 async def _new_tenant(database_url: str) -> dict[str, str]:
     from hermes.infra.postgres.pool import make_pool
     from hermes.infra.postgres.tenants import PostgresTenantStore
@@ -182,12 +208,14 @@ async def _new_tenant(database_url: str) -> dict[str, str]:
 
 
 def run_loadgen(config: dict[str, Any], pids: dict[str, int],
-                profile: dict[str, Path] | None = None) -> dict[str, Any]:
+                profile: dict[str, Path] | None = None,
+                on_window: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the load generator in its own process; its results plus CPU seconds per process
     over the measured window (the load generator's own included, as `loadgen`).
 
     `profile` maps process names to SVG paths: py-spy records those processes for the
-    measured window (sampling costs them a little CPU)."""
+    measured window (sampling costs them a little CPU). `on_window` is called with "start"
+    and "end" as the window opens and closes."""
     import json
 
     from benches.harness.procstat import tree_cpu
@@ -209,10 +237,14 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
             line = line.strip()
             if line == "window-start":
                 before, t0 = tree_cpu(watched), time.monotonic()
+                if on_window is not None:
+                    on_window("start")
                 spies = [_py_spy(pids[name], svg, config["seconds"])
                          for name, svg in (profile or {}).items()]
             elif line == "window-end":
                 after, t1 = tree_cpu(watched), time.monotonic()
+                if on_window is not None:
+                    on_window("end")
             elif line.startswith("{"):
                 result = json.loads(line)
         for spy in spies:
@@ -224,6 +256,7 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
             proc.kill()
         path.unlink(missing_ok=True)
     result["cpu"] = {name: after[name] - before[name] for name in before}
+    result["cpu_at_start"] = before
     result["cpu_window_s"] = t1 - t0
     return result
 

@@ -23,7 +23,7 @@ def rows(result: dict[str, Any]) -> list[str]:
                    f"{result['clients']} clients) | {result['messages_per_s']:,.0f} messages/s "
                    f"| ≥ 10,000/s | {result['messages_per_s'] / 10_000:.2f}x of target "
                    f"| {lat['p50']:.0f} / {lat['p99']:.0f} ms per batch "
-                   f"| {_cpu(run['cpu'], run['cpu_window_s'])} |")
+                   f"| {_cpu(result['cpu_until_published'], result['wall_until_published_s'])} |")
     elif s == "single":
         rate, per_cpu = result["requests_per_s"], result["requests_per_server_cpu_s"]
         runs = result["runs"]
