@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import msgspec
+import psycopg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
     HTTPException,
@@ -116,6 +117,11 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, psycopg.OperationalError | ConnectionError):
+        # PostgreSQL is down or unreachable: nothing was committed, and a retry may succeed.
+        log.warning("dependency unavailable: %s", exc, extra={"request_id": request_id(request)})
+        return problem_response(request, Code.DEPENDENCY_UNAVAILABLE,
+                                "the database is unavailable; nothing was stored, try again")
     log.exception("unhandled error", extra={"request_id": request_id(request)})
     return problem_response(request, Code.INTERNAL_ERROR)
 
