@@ -13,8 +13,10 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
+from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger("hermes.store")
@@ -71,6 +73,15 @@ VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id
 """
+
+# Rows without an idempotency key cannot conflict (their ids are fresh UUIDv7s), so they
+# are copied in: COPY costs the API about half the CPU of an executemany of two INSERTs
+# per row. Rows with a key take the INSERT ... ON CONFLICT path.
+_COPY_MESSAGES = """
+COPY messages (id, tenant_id, mode, status, shard, spec, metadata, idempotency_key,
+               idempotency_hash, send_at, expires_at, next_deadline, created_at) FROM STDIN
+"""
+_COPY_EVENTS = "COPY message_events (message_id, at, kind, data) FROM STDIN"
 
 _INSERT_EVENT = """
 INSERT INTO message_events (message_id, at, kind, data)
@@ -134,39 +145,49 @@ class GroupCommitWriter:
                     p.done.set_result(r)
 
     async def _commit(self, rows: list[NewMessage]) -> list[Inserted]:
+        plain = [r for r in rows if r.idempotency_key is None]
+        keyed = [r for r in rows if r.idempotency_key is not None]
         async with self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
-            await cur.executemany(
-                _INSERT_MESSAGE,
-                [(r.id, r.tenant_id, r.mode, r.status, r.shard, r.spec_json, r.metadata_json,
-                  r.idempotency_key, r.idempotency_hash, r.send_at, r.expires_at,
-                  r.next_deadline, r.created_at) for r in rows],
-                returning=True,
-            )
-            inserted: set[UUID] = set()
-            while True:
-                row = await cur.fetchone()
-                if row is not None:
-                    inserted.add(row[0])
-                if not cur.nextset():
-                    break
-            fresh = [r for r in rows if r.id in inserted]
-            if fresh:
-                await cur.executemany(_INSERT_EVENT,
-                                      [(r.id, r.created_at, r.event_json) for r in fresh])
-            results: list[Inserted] = []
-            for r in rows:
-                if r.id in inserted:
-                    results.append(Inserted(r.id))
-                else:
-                    results.append(Inserted(r.id, await _existing(cur, r)))
-            return results
+            if plain:
+                async with cur.copy(_COPY_MESSAGES) as copy:
+                    for r in plain:
+                        await copy.write_row(
+                            (r.id, r.tenant_id, r.mode, r.status, r.shard, r.spec_json,
+                             r.metadata_json, None, None, r.send_at, r.expires_at,
+                             r.next_deadline, r.created_at))
+                async with cur.copy(_COPY_EVENTS) as copy:
+                    for r in plain:
+                        await copy.write_row((r.id, r.created_at, "accepted", r.event_json))
+            existing = await _insert_keyed(cur, keyed) if keyed else {}
+            return [Inserted(r.id, existing.get(r.id)) for r in rows]
 
 
-async def _existing(cur: object, r: NewMessage) -> ExistingMessage:
-    from psycopg import AsyncCursor
+async def _insert_keyed(cur: AsyncCursor[Any], rows: list[NewMessage]
+                        ) -> dict[UUID, ExistingMessage]:
+    """Insert rows that carry an idempotency key; the earlier message of each key taken."""
+    await cur.executemany(
+        _INSERT_MESSAGE,
+        [(r.id, r.tenant_id, r.mode, r.status, r.shard, r.spec_json, r.metadata_json,
+          r.idempotency_key, r.idempotency_hash, r.send_at, r.expires_at,
+          r.next_deadline, r.created_at) for r in rows],
+        returning=True,
+    )
+    inserted: set[UUID] = set()
+    while True:
+        row = await cur.fetchone()
+        if row is not None:
+            inserted.add(row[0])
+        if not cur.nextset():
+            break
+    fresh = [r for r in rows if r.id in inserted]
+    if fresh:
+        await cur.executemany(_INSERT_EVENT,
+                              [(r.id, r.created_at, r.event_json) for r in fresh])
+    return {r.id: await _existing(cur, r) for r in rows if r.id not in inserted}
 
-    assert isinstance(cur, AsyncCursor)
+
+async def _existing(cur: AsyncCursor[Any], r: NewMessage) -> ExistingMessage:
     await cur.execute(
         "SELECT m.id, e.data->>'status', m.created_at, m.idempotency_hash FROM messages m"
         " JOIN message_events e ON e.message_id = m.id AND e.kind = 'accepted'"
