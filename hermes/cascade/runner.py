@@ -176,10 +176,9 @@ class CascadeRunner:
             actions = self._apply(events, now) if events else []
             actions += cast(list[Action], self.engine.tick(now))
             await self._execute(actions, events, batch, jobs, now)
-            for mid in list(batch.updates):
-                if mid in self.contexts:
-                    (state,) = self.engine.export([mid.bytes])
-                    batch.updates[mid].state = state
+            held = [mid for mid in batch.updates if mid in self.contexts]
+            for mid, state in zip(held, self.engine.export([m.bytes for m in held]), strict=True):
+                batch.updates[mid].state = state
             await self.store.persist(batch)
         except Exception:
             log.exception("engine turn failed; rebuilding from PostgreSQL")
