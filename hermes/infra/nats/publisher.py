@@ -121,7 +121,8 @@ class StartPublisher:
 
     async def _ack_inbox(self) -> tuple[Client, str]:
         nc = self.nats.client
-        if nc is None or not nc.is_connected:
+        # While nats-py reconnects it buffers publishes, and the acks may still come in time.
+        if nc is None or nc.is_closed:
             raise ConnectionError("not connected to NATS")
         if self._acks is None or self._acks[0] is not nc:
             prefix = nc.new_inbox()
