@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -139,10 +138,10 @@ class DeliveryWorker:
                     continue
                 try:
                     msgs = await sub.fetch(min(self.batch, room), timeout=0.5)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats-py raises its own subclass, or asyncio's
                     continue
                 except Exception as exc:  # connection trouble: nats-py reconnects by itself
-                    log.warning("delivery fetch failed: %s", exc)
+                    log.warning("delivery fetch failed: %r", exc)
                     await asyncio.sleep(0.5)
                     continue
                 for msg in msgs:
