@@ -25,7 +25,7 @@ def _profile(d: Deployment, profile: Path | None, names: tuple[str, ...],
     return {n: profile / f"{tag}-{n}.{suffix}" for n in names if n in d.procs}
 
 
-def ingest(seconds: float, *, batch: int = 500, clients: int = 4,
+def ingest(seconds: float, *, batch: int = 500, clients: int = 2,
            keep_logs: bool = False, profile: Path | None = None) -> dict[str, Any]:
     """`POST /v1/messages/batch` with only the API running: durable ingest (commit + publish)."""
     with Deployment(keep_logs=keep_logs) as d:
