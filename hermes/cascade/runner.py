@@ -92,6 +92,7 @@ class CascadeRunner:
         self.inbox: asyncio.Queue[Msg] = asyncio.Queue()
         self.turns = 0
         self.terminated = 0
+        self._stop: asyncio.Event | None = None
 
     # -- start and stop ------------------------------------------------------
 
@@ -104,9 +105,25 @@ class CascadeRunner:
         log.info("engine rebuilt with %d open cascades", len(rows))
         return len(rows)
 
+    async def _rebuild_when_possible(self) -> None:
+        """Rebuild from PostgreSQL, waiting out an outage: the engine outlives a database
+        restart instead of ending the worker."""
+        delay = 0.2
+        while True:
+            try:
+                await self.rebuild()
+                return
+            except Exception as exc:
+                if self._stop is not None and self._stop.is_set():
+                    raise
+                log.warning("engine rebuild failed (retrying in %.1fs): %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     async def run(self, stop: asyncio.Event, *, ready: Callable[[], Awaitable[None]] | None = None,
                   durable_prefix: str = "engine") -> None:
-        await self.rebuild()
+        self._stop = stop
+        await self._rebuild_when_possible()
         js = self.js_factory()
         subs = [
             await js.pull_subscribe("hermes.cascade.>", durable=f"{durable_prefix}-commands",
@@ -185,7 +202,7 @@ class CascadeRunner:
             for m in msgs:
                 with contextlib.suppress(Exception):
                     await m.nak(delay=1)
-            await self.rebuild()
+            await self._rebuild_when_possible()
             return
         await self._publish(jobs)
         for m in msgs:
