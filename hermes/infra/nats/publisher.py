@@ -33,6 +33,9 @@ log = logging.getLogger("hermes.publisher")
 
 # How long a batch waits for its acknowledgements (what `js.publish(timeout=5)` waited).
 ACK_TIMEOUT_S = 5.0
+# A batch takes whatever is queued, up to `concurrency` commands, so a backlog is worked
+# off in few ack round trips; the event loop gets a turn every this many publishes.
+_YIELD_EVERY = 256
 
 
 def start_msg_id(message_id: UUID) -> str:
@@ -53,7 +56,7 @@ _ACK = msgspec.json.Decoder(_PubAck)
 
 
 class StartPublisher:
-    def __init__(self, nats: NatsConnection, *, concurrency: int = 256) -> None:
+    def __init__(self, nats: NatsConnection, *, concurrency: int = 2048) -> None:
         self.nats = nats
         self.queue: asyncio.Queue[tuple[int, StartCommand]] = asyncio.Queue()
         self.concurrency = concurrency
@@ -103,9 +106,11 @@ class StartPublisher:
             self._waiting[token] = cmd.id
         error: BaseException = TimeoutError("no acknowledgement from JetStream")
         try:
-            for token, (shard, cmd) in zip(tokens, batch, strict=True):
+            for n, (token, (shard, cmd)) in enumerate(zip(tokens, batch, strict=True)):
                 await nc.publish(cascade_subject(shard), _ENC.encode(cmd), reply=token,
                                  headers={"Nats-Msg-Id": start_msg_id(cmd.id)})
+                if n % _YIELD_EVERY == _YIELD_EVERY - 1:
+                    await asyncio.sleep(0)  # let requests in between the parts of a big batch
             # Only this batch is ever waiting; the event is set when its last ack is in.
             if self._waiting:
                 self._all_acked.clear()
