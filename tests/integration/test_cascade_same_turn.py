@@ -66,8 +66,9 @@ async def test_a_late_receipt_and_the_next_steps_answer_in_one_turn_finish_once(
     await runner.turn([])
     email = await _next_job(env, mid)
 
-    await runner.turn([FakeMsg(events_subject(3), _receipt(sms, "delivered")),  # type: ignore[list-item]
-                       FakeMsg(events_subject(3), _result(email))])
+    same_turn: list[Any] = [FakeMsg(events_subject(3), _receipt(sms, "delivered")),
+                            FakeMsg(events_subject(3), _result(email))]
+    await runner.turn(same_turn)
 
     row = await _row(container, mid)
     kinds = [k for k, _ in row["timeline"]]
