@@ -24,7 +24,8 @@ async def cascade_commands(container: Container, shard: int, msg_id: str, *,
         for _ in range(tries):
             try:
                 batch = await sub.fetch(100, timeout=1)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):
+                # nats-py raises either, depending on where the wait ran out.
                 batch = []
             for msg in batch:
                 if msg.headers and msg.headers.get("Nats-Msg-Id") == msg_id:
