@@ -263,7 +263,8 @@ class CascadeRunner:
         base = {"id": ev.message_id.bytes, "step": ev.step, "attempt": ev.attempt}
         if isinstance(ev, ReceiptNotice):
             return [{**base, "type": "receipt", "status": ev.status}]
-        self.accounts.record(ev.account_id, ev.outcome == "accepted", 0.0, now)
+        # The result carries no latency; None leaves the latency average untouched.
+        self.accounts.record(ev.account_id, ev.outcome == "accepted", None, now)
         if ev.outcome == "accepted":
             return [{**base, "type": "accepted", "account": str(ev.account_id)}]
         return [{**base, "type": ev.outcome, "retryable": ev.retryable,
