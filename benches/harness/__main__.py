@@ -64,6 +64,8 @@ def summary(result: dict[str, Any]) -> str:
                          f"{k['cascades_per_s_during_load']:,.0f}/s final webhooks during the "
                          f"load; API accepted {k['accepted_per_s']:,.0f}/s, "
                          f"{_lat(k['api_latency_ms'])}")
+            if k["accepted_to_final_ms"]:
+                lines.append(f"  accepted to final webhook: {_lat(k['accepted_to_final_ms'])}")
             lines.append(f"  outcomes: {k['outcomes']}; webhook events {k['webhook_events']:,}")
             lines.append(f"  PostgreSQL per cascade: {k['postgres_per_cascade']}")
             lines.append("  CPU during the load:")

@@ -37,11 +37,17 @@ class Config(msgspec.Struct, kw_only=True):
     rate: float | None = None
     # Count each answer's "accepted" (a batch's accepted items) instead of one per 2xx.
     count_accepted: bool = False
+    # Keep (message id, wall-clock time of the answer) of each 202, to time what follows.
+    record_ids: bool = False
     client: str = "raw"
 
 
 class _Counted(msgspec.Struct):
     accepted: int = 0
+
+
+class _Created(msgspec.Struct):
+    id: str
 
 
 class Result(msgspec.Struct):
@@ -57,6 +63,7 @@ class Result(msgspec.Struct):
     latencies_ms: dict[str, float]
     per_second: list[int]
     cpu_s: float
+    accepted_at: dict[str, float]
 
 
 class _Connection(asyncio.Protocol):
@@ -122,6 +129,8 @@ async def run(cfg: Config) -> Result:
     bodies = [b.encode() for b in cfg.bodies]
     headers = {"content-type": "application/json", **cfg.headers}
     counted = msgspec.json.Decoder(_Counted)
+    created = msgspec.json.Decoder(_Created)
+    accepted_at: dict[str, float] = {}
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     per_second = [0] * (int(cfg.seconds) + 1)
@@ -186,6 +195,8 @@ async def run(cfg: Config) -> Result:
                     stats["items"] += counted.decode(answer).accepted
                 else:
                     stats["items"] += 1
+                if cfg.record_ids:
+                    accepted_at[created.decode(answer).id] = time.time()
             else:
                 stats["errors"] += 1
                 if not first_error:
@@ -204,7 +215,7 @@ async def run(cfg: Config) -> Result:
         statuses=statuses, first_error=first_error[0] if first_error else None,
         window_s=cfg.seconds, window_start=wall["start"], window_end=wall["end"],
         latencies_ms=percentiles(latencies), per_second=per_second,
-        cpu_s=wall["cpu1"] - wall["cpu0"])
+        cpu_s=wall["cpu1"] - wall["cpu0"], accepted_at=accepted_at)
 
 
 def main(argv: list[str]) -> int:

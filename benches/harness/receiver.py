@@ -4,7 +4,8 @@ Answers every POST with 204 and records, per message, the time its first
 `message.finished` event arrived (webhooks are at-least-once, so repeats are
 counted once) and its outcome and channels tried. Only `message.finished` bodies are
 parsed; other events are counted by a substring test, to keep the receiver cheap.
-`GET /stats` reports the counts and arrival times; `POST /reset` forgets them.
+`GET /stats` reports the counts (`?full=1`: and the arrival times by message);
+`POST /reset` forgets them.
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ class Receiver:
                 self.outcomes[key] = self.outcomes.get(key, 0) + 1
         return Response(204, b"", "text/plain")
 
-    def stats(self, _: Request) -> Response:
-        times = sorted(self.finished.values())
-        body: dict[str, Any] = {"events": self.events, "finished": len(times),
-                                "outcomes": self.outcomes, "times": times}
+    def stats(self, request: Request) -> Response:
+        body: dict[str, Any] = {"events": self.events, "finished": len(self.finished),
+                                "outcomes": self.outcomes}
+        if request.query_params().get("full"):
+            body.update(times=sorted(self.finished.values()), by_id=self.finished)
         return json_response(200, body)
 
 

@@ -13,6 +13,7 @@ import httpx
 
 from benches.harness import payloads
 from benches.harness.deploy import Deployment, run_loadgen
+from benches.harness.loadgen import percentiles
 from benches.harness.procstat import tree_cpu
 
 
@@ -128,7 +129,8 @@ def e2e(seconds: float, *, kinds: tuple[str, ...] = ("first", "fallthrough"), cl
                 config = {"url": f"{api}/v1/messages/batch",
                           "bodies": payloads.batches(kind, batch), "count_accepted": True}
             else:
-                config = {"url": f"{api}/v1/messages", "bodies": payloads.singles(kind)}
+                config = {"url": f"{api}/v1/messages", "bodies": payloads.singles(kind),
+                          "record_ids": True}
             config.update(headers=headers, clients=clients, seconds=seconds, warmup=0.0,
                           rate=rate)
             cpu0, pg0 = tree_cpu(d.pids()), d.pg_activity()
@@ -157,7 +159,9 @@ def _drain(receiver: str, accepted: int, drain_s: float) -> dict[str, Any]:
     while True:
         stats: dict[str, Any] = httpx.get(f"{receiver}/stats", timeout=30).json()
         if stats["finished"] >= accepted or time.monotonic() > deadline:
-            return stats
+            full: dict[str, Any] = httpx.get(f"{receiver}/stats", params={"full": 1},
+                                             timeout=30).json()
+            return full
         time.sleep(0.5)
 
 
@@ -165,6 +169,10 @@ def _e2e_figures(run: dict[str, Any], stats: dict[str, Any], cpu0: dict[str, flo
                  cpu1: dict[str, float], settle: float) -> dict[str, Any]:
     times: list[float] = stats["times"]
     start, end = run["window_start"], run["window_end"]
+    # Accepted (the API's answer) to final webhook, per message sent to the single endpoint.
+    by_id: dict[str, float] = stats["by_id"]
+    e2e_latency = [by_id[mid] - at for mid, at in run.pop("accepted_at", {}).items()
+                   if mid in by_id]
     in_load = [t for t in times if start + settle <= t <= end]
     last = times[-1] if times else end
     return {
@@ -176,6 +184,7 @@ def _e2e_figures(run: dict[str, Any], stats: dict[str, Any], cpu0: dict[str, flo
         "cascades_per_s_during_load": len(in_load) / max(1e-9, end - start - settle),
         "last_final_after_load_s": last - end,
         "api_latency_ms": run["latencies_ms"],
+        "accepted_to_final_ms": percentiles(e2e_latency),
         "cpu_load_window": run["cpu"], "cpu_window_s": run["cpu_window_s"],
         "cpu_until_drained": {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1},
         "wall_until_drained_s": last - start, "run": run,
