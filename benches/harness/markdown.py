@@ -43,11 +43,16 @@ def rows(result: dict[str, Any]) -> list[str]:
         targets = {"first": 2000, "fallthrough": 1000}
         names = {"first": "first step succeeds (SMS to …0001)",
                  "fallthrough": "falls through (SMS to …0003, 1 s; then email delivered)"}
+        load = (f"open loop at {result['rate']:,.0f} requests/s" if result.get("rate")
+                else f"{result['clients']} clients")
         for kind, k in result["kinds"].items():
             lat = k["api_latency_ms"]
-            out.append(f"| end to end, {names[kind]}, {result['clients']} clients "
+            e2e = k.get("accepted_to_final_ms") or {}
+            then = (f"; accepted to final webhook p50 {e2e['p50']:,.0f} ms, "
+                    f"p99 {e2e['p99']:,.0f} ms" if e2e else "")
+            out.append(f"| end to end, {names[kind]}, {load} "
                        f"| {k['cascades_per_s']:,.0f} cascades/s "
-                       f"({k['finished']:,} of {k['accepted']:,} finished) "
+                       f"({k['finished']:,} of {k['accepted']:,} finished{then}) "
                        f"| ≥ {targets[kind]:,}/s | {k['cascades_per_s'] / targets[kind]:.2f}x "
                        f"of target | {lat['p50']:.0f} / {lat['p99']:.0f} ms "
                        f"| {_cpu(k['cpu_until_drained'], k['wall_until_drained_s'])} |")
