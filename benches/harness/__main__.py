@@ -67,6 +67,9 @@ def summary(result: dict[str, Any]) -> str:
             if k["accepted_to_final_ms"]:
                 lines.append(f"  accepted to final webhook: {_lat(k['accepted_to_final_ms'])}")
             lines.append(f"  outcomes: {k['outcomes']}; webhook events {k['webhook_events']:,}")
+            if k["delivered"] != k["finished"]:
+                lines.append(f"  WARNING: only {k['delivered']:,} of {k['finished']:,} ended "
+                             f"{k['expected_outcome']!r} ({k['delivered_per_s']:,.0f}/s)")
             lines.append(f"  PostgreSQL per cascade: {k['postgres_per_cascade']}")
             lines.append("  CPU during the load:")
             lines.append(_cpu_table(k["cpu_load_window"], k["cpu_window_s"]))

@@ -50,9 +50,11 @@ def rows(result: dict[str, Any]) -> list[str]:
             e2e = k.get("accepted_to_final_ms") or {}
             then = (f"; accepted to final webhook p50 {e2e['p50']:,.0f} ms, "
                     f"p99 {e2e['p99']:,.0f} ms" if e2e else "")
+            short = "" if k["delivered"] == k["finished"] else (
+                f", only {k['delivered']:,} as {k['expected_outcome']!r}")
             out.append(f"| end to end, {names[kind]}, {load} "
                        f"| {k['cascades_per_s']:,.0f} cascades/s "
-                       f"({k['finished']:,} of {k['accepted']:,} finished{then}) "
+                       f"({k['finished']:,} of {k['accepted']:,} finished{short}{then}) "
                        f"| ≥ {targets[kind]:,}/s | {k['cascades_per_s'] / targets[kind]:.2f}x "
                        f"of target | {lat['p50']:.0f} / {lat['p99']:.0f} ms "
                        f"| {_cpu(k['cpu_until_drained'], k['wall_until_drained_s'])} |")
