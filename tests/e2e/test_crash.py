@@ -155,7 +155,10 @@ async def tenant(deployment: Deployment) -> Deployment:
 def message(sms_timeout: str = "1s") -> dict[str, Any]:
     """A cascade of its own recipients: SMS delivered (unless a crash delays it), then email."""
     n = next(_numbers)
-    return {"to": {"phone": f"+4474{n:04d}0001", "email": f"crash-{n}@example.com"},
+    # Numbers ending 0002-0007 have outcomes of their own in the sandbox: skip them.
+    while f"{n:04d}"[-4:] in {"0002", "0003", "0004", "0005", "0006", "0007"}:
+        n = next(_numbers)
+    return {"to": {"phone": f"+4474{n:08d}", "email": f"crash-{n}@example.com"},
             "body": f"Crash test {n}",
             "steps": [{"channel": "sms", "timeout": sms_timeout},
                       {"channel": "email", "timeout": "2s"}]}
@@ -194,8 +197,11 @@ class Sender:
 
             await asyncio.gather(*(one() for _ in range(count)))
 
-    async def until(self, stop: asyncio.Event, pause: float = 0.0) -> None:
-        """Post continuously, `concurrency` at a time, until `stop` is set."""
+    async def until(self, stop: asyncio.Event, pause: float = 0.08) -> None:
+        """Post continuously, `concurrency` at a time, until `stop` is set.
+
+        The pause keeps the rate near 100 messages/s on any machine, so a module run
+        stays well inside the sandbox's record of the last 10,000 requests."""
         async with self._client() as client:
             async def loop() -> None:
                 while not stop.is_set():
