@@ -415,10 +415,7 @@ async def test_postgres_restarted_mid_run_no_202_without_a_commit(tenant: Deploy
         assert status == 503 and content_type.startswith("application/problem+json"), (
             status, content_type, body)
         assert body["code"] == "internal.dependency_unavailable", body
-    # A worker whose engine cannot reach PostgreSQL exits non-zero, for its supervisor to
-    # restart it (hermes/worker.py); play the supervisor.
-    if not h.worker.running():
-        assert h.worker.proc is not None and h.worker.proc.returncode != 0
-        h.restart_worker()
+    # The worker waited the outage out: nothing had to restart it.
+    assert h.worker.running(), h.worker.log_tail(30)
     await settle(h)
     print("postgres restart:", sender.statuses, await check_outcomes(h, window_bound=256))
