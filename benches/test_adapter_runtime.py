@@ -50,6 +50,9 @@ RESULTS: dict[str, float] = {}
 
 
 def _median_seconds(benchmark: Any) -> float:
+    # With --benchmark-disable (the smoke run) each body runs once and there are no stats.
+    if benchmark.stats is None:
+        return float("nan")
     return float(benchmark.stats.stats.median)
 
 
