@@ -66,6 +66,9 @@ def summary(result: dict[str, Any]) -> str:
                          f"{_lat(k['api_latency_ms'])}")
             if k["accepted_to_final_ms"]:
                 lines.append(f"  accepted to final webhook: {_lat(k['accepted_to_final_ms'])}")
+            if k.get("rate"):
+                lines.append(f"  open loop at {k['rate']:,.0f}/s: "
+                             + ("sustained" if k["sustained"] else "NOT sustained"))
             lines.append(f"  outcomes: {k['outcomes']}; webhook events {k['webhook_events']:,}")
             if k["delivered"] != k["finished"]:
                 lines.append(f"  WARNING: only {k['delivered']:,} of {k['finished']:,} ended "
@@ -87,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=None,
                    help="messages per batch (ingest: 500; e2e: 0 = single endpoint)")
     p.add_argument("--rounds", type=int, default=2, help="single: alternating rounds")
-    p.add_argument("--rate", type=float, default=None,
-                   help="e2e: open loop at this many requests/s instead of a closed loop")
+    p.add_argument("--rate", type=str, default=None,
+                   help="e2e: open loop at this many requests/s instead of a closed loop; "
+                        "a comma-separated list runs each rate in turn (a sweep)")
     p.add_argument("--worker-loop", choices=["asyncio", "uvloop"], default="asyncio",
                    help="e2e: the worker's event loop (`hermes worker` uses asyncio's)")
     p.add_argument("--json", type=Path, default=None, help="write the full results here")
@@ -110,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         kinds = {"e2e": ("first", "fallthrough"), "e2e-first": ("first",),
                  "e2e-fallthrough": ("fallthrough",)}[args.scenario]
+        rates = tuple(float(r) for r in args.rate.split(",")) if args.rate else ()
         result = scenarios.e2e(args.seconds, kinds=kinds, batch=args.batch or 0,
-                               rate=args.rate, worker_loop=args.worker_loop, **common)
+                               rate=rates[0] if len(rates) == 1 else None,
+                               rates=rates if len(rates) > 1 else (),
+                               worker_loop=args.worker_loop, **common)
     result["machine"] = {"cpus": os.cpu_count(), "load_before": load_before,
                          "load_after": load_average(), "started": started,
                          "argv": sys.argv[1:]}

@@ -45,17 +45,23 @@ def rows(result: dict[str, Any]) -> list[str]:
                  "fallthrough": "falls through (SMS to …0003, 1 s; then email delivered)"}
         load = (f"open loop at {result['rate']:,.0f} requests/s" if result.get("rate")
                 else f"{result['clients']} clients")
-        for kind, k in result["kinds"].items():
+        for key, k in result["kinds"].items():
+            kind = key.partition("@")[0]
+            label = load
+            if k.get("rate"):
+                label = (f"open loop at {k['rate']:,.0f}/s, "
+                         + ("sustained" if k.get("sustained") else "**not sustained**"))
             lat = k["api_latency_ms"]
             e2e = k.get("accepted_to_final_ms") or {}
             then = (f"; accepted to final webhook p50 {e2e['p50']:,.0f} ms, "
                     f"p99 {e2e['p99']:,.0f} ms" if e2e else "")
             short = "" if k["delivered"] == k["finished"] else (
                 f", only {k['delivered']:,} as {k['expected_outcome']!r}")
-            out.append(f"| end to end, {names[kind]}, {load} "
-                       f"| {k['cascades_per_s']:,.0f} cascades/s "
+            rate = k["cascades_per_s_during_load"] if k.get("rate") else k["cascades_per_s"]
+            out.append(f"| end to end, {names[kind]}, {label} "
+                       f"| {rate:,.0f} cascades/s "
                        f"({k['finished']:,} of {k['accepted']:,} finished{short}{then}) "
-                       f"| ≥ {targets[kind]:,}/s | {k['cascades_per_s'] / targets[kind]:.2f}x "
+                       f"| ≥ {targets[kind]:,}/s | {rate / targets[kind]:.2f}x "
                        f"of target | {lat['p50']:.0f} / {lat['p99']:.0f} ms "
                        f"| {_cpu(k['cpu_until_drained'], k['wall_until_drained_s'])} |")
     return out

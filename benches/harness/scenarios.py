@@ -103,13 +103,18 @@ def single(seconds: float, *, clients: int = 64, rounds: int = 2,
 def e2e(seconds: float, *, kinds: tuple[str, ...] = ("first", "fallthrough"), clients: int = 32,
         batch: int = 0, rate: float | None = None, drain_s: float = 120.0,
         keep_logs: bool = False, profile: Path | None = None,
-        worker_loop: str = "asyncio") -> dict[str, Any]:
+        worker_loop: str = "asyncio", rates: tuple[float, ...] = ()) -> dict[str, Any]:
     """Accepted to final webhook: API, worker, sandbox and a webhook receiver as processes.
 
     For each kind, a fresh tenant with a webhook endpoint at the receiver; the load runs for
     `seconds`, then the harness waits until every accepted message's `message.finished` has
     arrived (at most `drain_s`). Cascades/s: finished messages over the time from the first
     request to the last final webhook; also the rate of final webhooks while the load ran.
+
+    With `rates`, each kind runs open loop at each rate in turn (same processes, a fresh
+    tenant each); a rate is sustained when every cascade ended as expected, final webhooks
+    came in at 90% of the offered rate or more while the load ran, and the last one arrived
+    within 2 s of the shortest cascade after the load stopped (no backlog).
     """
     out: dict[str, Any] = {"scenario": "e2e", "clients": clients, "batch": batch, "rate": rate,
                            "seconds": seconds, "worker_loop": worker_loop, "kinds": {}}
@@ -118,7 +123,8 @@ def e2e(seconds: float, *, kinds: tuple[str, ...] = ("first", "fallthrough"), cl
         api = d.start_api()
         d.start_worker(worker_loop)
         receiver = d.start_receiver()
-        for kind in kinds:
+        plan = [(kind, r) for kind in kinds for r in (rates or (rate,))]
+        for kind, rate in plan:
             tenant = d.new_tenant()
             headers = {"authorization": tenant["auth"]}
             r = httpx.post(f"{api}/v1/webhooks/endpoints", json={"url": f"{receiver}/hook"},
@@ -157,7 +163,13 @@ def e2e(seconds: float, *, kinds: tuple[str, ...] = ("first", "fallthrough"), cl
             figures["postgres_per_cascade"] = {
                 k: round((v - pg0.get(k, 0)) / max(1, stats["finished"]), 2)
                 for k, v in pg1.items() if v != pg0.get(k, 0)}
-            out["kinds"][kind] = figures
+            figures["rate"] = rate
+            min_latency = 1.0 if kind == "fallthrough" else 0.05
+            figures["sustained"] = bool(
+                rate and figures["delivered"] == run["items"]
+                and figures["cascades_per_s_during_load"] >= 0.9 * rate
+                and figures["last_final_after_load_s"] <= min_latency + 2.0)
+            out["kinds"][f"{kind}@{rate:g}" if rates else kind] = figures
     return out
 
 
