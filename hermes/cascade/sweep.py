@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from uuid import UUID
 
 import msgspec
 from nats.js import JetStreamContext
@@ -33,15 +34,40 @@ class RecoverySweep:
         self.interval_s = interval_s
         self.limit = limit
         self.republished = 0
+        self.stuck = 0
 
     async def run(self, stop: asyncio.Event) -> None:
+        rounds = 0
         while not stop.is_set():
             try:
                 await self.once()
+                if rounds % 15 == 0:
+                    await self.check_stuck()
             except Exception as exc:
                 log.warning("recovery sweep failed (will retry): %s", exc)
+            rounds += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval_s)
+
+    async def check_stuck(self, overdue_s: float = 60.0) -> list[UUID]:
+        """Guarantee 4, checked: every started, unfinished message has a pending timer
+        (`next_deadline`) that is not long overdue, or an attempt in flight. Any other
+        is stuck; it is logged (and returned) so it cannot go unnoticed."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT m.id FROM messages m"
+                " WHERE m.finished_at IS NULL AND m.started_at IS NOT NULL"
+                " AND (m.next_deadline IS NULL"
+                "      OR m.next_deadline < now() - make_interval(secs => %s))"
+                " AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id"
+                "                 AND a.status IN ('pending', 'sending'))"
+                " LIMIT 100", (overdue_s,))
+            stuck = [r[0] for r in await cur.fetchall()]
+        self.stuck = len(stuck)
+        if stuck:
+            log.error("%d stuck messages (no pending timer, no attempt in flight): %s",
+                      len(stuck), ", ".join(str(s) for s in stuck[:10]))
+        return stuck
 
     async def once(self) -> int:
         async with self.pool.connection() as conn:

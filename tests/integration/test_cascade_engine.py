@@ -325,3 +325,24 @@ async def test_a_malformed_command_is_terminated_and_holds_nothing_up(
         job = await _next_job(env, mid)
         assert job.channel == "sms"
         assert runner.terminated == 2
+
+
+async def test_stuck_check_finds_a_started_message_with_no_timer_and_nothing_in_flight(
+    container: Container, env: dict[str, Any]
+) -> None:
+    clock = Clock(_now())
+    healthy = await _submit(container, env["tenant"].id, SEED_STEPS, clock, publish=False)
+    stuck = await _submit(container, env["tenant"].id, SEED_STEPS, clock, publish=False)
+    async with container.pool.connection() as conn:
+        await conn.execute("UPDATE messages SET started_at = now(),"
+                           " next_deadline = now() + interval '30 seconds' WHERE id = %s",
+                           (healthy,))
+        await conn.execute("UPDATE messages SET started_at = now(), next_deadline = NULL"
+                           " WHERE id = %s", (stuck,))
+    sweep = RecoverySweep(container.pool, container.nats.jetstream)
+    found = await sweep.check_stuck()
+    assert stuck in found and healthy not in found
+    async with container.pool.connection() as conn:
+        await conn.execute("UPDATE messages SET finished_at = now(), outcome = 'failed'"
+                           " WHERE id = ANY(%s)", ([healthy, stuck],))
+    assert stuck not in await sweep.check_stuck()
