@@ -62,6 +62,22 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admin_token(args: argparse.Namespace) -> int:
+    from hermes.infra.postgres.migrate import migrate
+    from hermes.tenancy.admin import create_admin_token
+
+    settings = _settings(args)
+    if not settings.database_url:
+        print("hermes admin-token: HERMES_DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    migrate(settings.database_url)
+    token = create_admin_token(settings.database_url)
+    print(token)
+    print("Shown once: store it now. Use it as `Authorization: Bearer <token>` on /admin/v1/.",
+          file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hermes", description=__doc__)
     parser.add_argument("--config",
@@ -84,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Listed for --help; main() hands `hermes sandbox ...` to the sandbox's own parser.
     sub.add_parser("sandbox", help="run the provider sandbox alone (see `hermes sandbox --help`)")
+
+    tok = sub.add_parser("admin-token", help="create an admin token for /admin/v1/ (shown once)")
+    tok.set_defaults(func=cmd_admin_token)
 
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.set_defaults(func=cmd_migrate)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 from uuid import UUID
 
-from hermes.domain.tenancy import Principal, Tenant
+from hermes.domain.tenancy import ApiKeyInfo, Principal, Tenant
 
 
 class Probe(Protocol):
@@ -30,6 +30,15 @@ class TenantStore(Protocol):
 
     async def principal_for_key(self, key_hash: bytes) -> Principal | None:
         """The tenant and scopes of an active, unrevoked key with this hash."""
+
+    async def list_tenants(self, *, limit: int, after: UUID | None) -> list[Tenant]: ...
+
+    async def update_tenant(self, tenant_id: UUID, *, name: str | None,
+                            status: str | None) -> Tenant | None: ...
+
+    async def list_api_keys(self, tenant_id: UUID) -> list[ApiKeyInfo]: ...
+
+    async def revoke_api_key(self, tenant_id: UUID, key_id: UUID) -> bool: ...
 
     async def add_admin_token(self, *, prefix: str, token_hash: bytes) -> UUID: ...
 

@@ -15,7 +15,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 import hermes
 from hermes.api.account import AccountController
-from hermes.api.auth import PrincipalCache, provide_principal
+from hermes.api.admin import AdminController
+from hermes.api.auth import PrincipalCache, provide_admin, provide_principal
 from hermes.api.callbacks import CallbacksController
 from hermes.api.contacts import ContactsController
 from hermes.api.health import HealthController
@@ -67,10 +68,11 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
     return Litestar(
         route_handlers=[HealthController, AccountController, MessagesController, ContactsController,
                         CallbacksController,
-                        WebhooksController],
+                        WebhooksController, AdminController],
         dependencies={
             "container": Provide(provide_container, sync_to_thread=False),
             "principal": Provide(provide_principal),
+            "admin": Provide(provide_admin),
         },
         exception_handlers=exception_handlers,
         middleware=[request_id_middleware],

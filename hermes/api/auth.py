@@ -78,3 +78,23 @@ async def provide_principal(
         if cache is not None:
             cache.put(key_hash, principal)
     return principal
+
+
+async def provide_admin(request: Request[Any, Any, Any],
+                        container: NamedDependency[Container]) -> str:
+    """The platform operator's credential (`hadm_…`, from `hermes admin-token`).
+
+    A tenant's API key is refused with 403 whatever its scopes: tenant keys can
+    never act on the admin API.
+    """
+    token = bearer_token(request)
+    if token is None:
+        raise HermesError(Code.AUTH_MISSING, "send the admin token as `Authorization: Bearer "
+                          "hadm_...`", headers=_CHALLENGE)
+    if key_mode(token) is not None:
+        raise HermesError(Code.AUTH_FORBIDDEN, "tenant API keys cannot use the admin API")
+    if not token.startswith("hadm_") or not await container.tenants.admin_token_exists(
+            digest(token)):
+        raise HermesError(Code.AUTH_INVALID, "unknown or revoked admin token",
+                          headers=_CHALLENGE)
+    return token

@@ -19,6 +19,17 @@ class Tenant(msgspec.Struct, frozen=True):
     created_at: datetime
 
 
+class ApiKeyInfo(msgspec.Struct, frozen=True):
+    """An API key as listings show it: never the secret, only its first characters."""
+
+    id: UUID
+    prefix: str
+    mode: KeyMode
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
 class Principal(msgspec.Struct, frozen=True):
     """Who a request acts as, once its API key is verified (validation layer 2)."""
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
-from hermes.domain.tenancy import Principal, Tenant
+from hermes.domain.tenancy import ApiKeyInfo, Principal, Tenant
 
 
 class PostgresTenantStore:
@@ -74,6 +74,40 @@ class PostgresTenantStore:
         return Principal(
             tenant_id=row[1], tenant_name=row[2], key_id=row[3], mode=row[4], scopes=tuple(row[5])
         )
+
+    async def list_tenants(self, *, limit: int, after: UUID | None) -> list[Tenant]:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(Tenant))
+            await cur.execute(
+                "SELECT id, name, status, created_at FROM tenants"
+                " WHERE %(after)s::uuid IS NULL OR id > %(after)s ORDER BY id LIMIT %(limit)s",
+                {"after": after, "limit": limit})
+            return await cur.fetchall()
+
+    async def update_tenant(self, tenant_id: UUID, *, name: str | None,
+                            status: str | None) -> Tenant | None:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(Tenant))
+            await cur.execute(
+                "UPDATE tenants SET name = COALESCE(%s, name), status = COALESCE(%s, status),"
+                " updated_at = now() WHERE id = %s RETURNING id, name, status, created_at",
+                (name, status, tenant_id))
+            return await cur.fetchone()
+
+    async def list_api_keys(self, tenant_id: UUID) -> list[ApiKeyInfo]:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(ApiKeyInfo))
+            await cur.execute(
+                "SELECT id, prefix, mode, scopes, created_at, revoked_at FROM api_keys"
+                " WHERE tenant_id = %s ORDER BY created_at, id", (tenant_id,))
+            return await cur.fetchall()
+
+    async def revoke_api_key(self, tenant_id: UUID, key_id: UUID) -> bool:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())"
+                " WHERE tenant_id = %s AND id = %s", (tenant_id, key_id))
+            return cur.rowcount > 0
 
     async def add_admin_token(self, *, prefix: str, token_hash: bytes) -> UUID:
         token_id = uuid.uuid4()
