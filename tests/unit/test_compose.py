@@ -21,7 +21,8 @@ def _compose() -> dict[str, Any]:
 
 def test_services_are_the_stack_and_hermes() -> None:
     services = _compose()["services"]
-    assert {"postgres", "nats", "redis", "api", "worker"} <= set(services)
+    assert {"postgres", "nats", "redis", "api", "worker", "sandbox"} <= set(services)
+    assert services["sandbox"]["command"][0] == "sandbox"
     assert "--jetstream" in services["nats"]["command"]
 
 
@@ -39,6 +40,8 @@ def test_hermes_services_use_only_real_settings_and_reach_the_service_hosts() ->
                           ("HERMES_REDIS_URL", "redis")):
             assert urlparse(env[key]).hostname == host, (name, key)
             assert host in services
+        assert urlparse(env["HERMES_SANDBOX_URL"]).hostname == "sandbox"
+        assert urlparse(env["HERMES_PUBLIC_URL"]).hostname == "api"
 
 
 def test_database_credentials_match_the_postgres_service() -> None:
