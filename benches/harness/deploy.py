@@ -222,7 +222,9 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
 
     path = Path(tempfile.mkstemp(prefix="loadgen-", suffix=".json")[1])
     path.write_text(json.dumps(config))
-    proc = subprocess.Popen([sys.executable, "-m", "benches.harness.loadgen", str(path)],
+    out = path.with_suffix(".out.json")
+    proc = subprocess.Popen([sys.executable, "-m", "benches.harness.loadgen", str(path),
+                             str(out)],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
@@ -245,8 +247,8 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
                 after, t1 = tree_cpu(watched), time.monotonic()
                 if on_window is not None:
                     on_window("end")
-            elif line.startswith("{"):
-                result = json.loads(line)
+            elif line == "done":
+                result = json.loads(out.read_text())
         for spy in spies:
             spy.wait(timeout=60)
         if proc.wait(timeout=120) != 0 or not result:
@@ -255,6 +257,7 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
         if proc.poll() is None:
             proc.kill()
         path.unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
     result["cpu"] = {name: after[name] - before[name] for name in before}
     result["cpu_at_start"] = before
     result["cpu_window_s"] = t1 - t0

@@ -1,4 +1,4 @@
-"""The load generator, run as its own process: `python -m benches.harness.loadgen CONFIG.json`.
+"""The load generator, its own process: `python -m benches.harness.loadgen CONFIG.json OUT.json`.
 
 N clients post pre-built bodies over keep-alive connections, one each: by default a
 minimal HTTP/1.1 client (an asyncio.Protocol with httptools' parser, so the generator
@@ -8,8 +8,8 @@ previous answer is in); with `rate` set, open loop at that many requests/s in to
 each latency measured from the request's scheduled time (corrected for coordinated
 omission). Requests that start inside the measured window count; the window opens
 after `warmup` seconds. It prints `window-start` and `window-end` as the window opens
-and closes (so the harness can read /proc CPU counters at those moments), then one
-JSON line with the results, including its own CPU use.
+and closes (so the harness can read /proc CPU counters at those moments), then writes the
+results, including its own CPU use, to OUT.json and prints `done`.
 """
 
 from __future__ import annotations
@@ -224,7 +224,11 @@ def main(argv: list[str]) -> int:
     with open(argv[0], "rb") as f:
         cfg = msgspec.json.decode(f.read(), type=Config)
     result = uvloop.run(run(cfg))
-    print(json.dumps(msgspec.to_builtins(result)), flush=True)
+    # To a file, not stdout: uvloop leaves stdout non-blocking, and a large write to a full
+    # pipe would be cut short.
+    with open(argv[1], "w") as f:
+        json.dump(msgspec.to_builtins(result), f)
+    print("done", flush=True)
     return 0
 
 
