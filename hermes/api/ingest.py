@@ -57,10 +57,6 @@ class Accepted:
     replayed: bool = False
 
 
-def contact_lookup_key(to: str | Address) -> str | None:
-    return to if isinstance(to, str) else None
-
-
 def prepare(req: MessageCreate, contact: Contact | None, now_ms: int,
             policy: dict[str, Any] | None = None) -> MessageSpec:
     """Layers 3-6: every violation at once, or the normalised spec."""

@@ -111,15 +111,6 @@ def _timeout(value: str | int | float | None, field: str, errors: list[FieldErro
         return None
 
 
-def to_address_field(field: str) -> str:
-    """The core names recipient fields after its flat input; the API nests them under `to`."""
-    if field in ("phone", "email", "push_token", "whatsapp"):
-        return f"to.{field}"
-    renames = {"push_title": "title", "push_data": "data", "send_at_ms": "send_at",
-               "expires_at_ms": "expires_at"}
-    return renames.get(field, field)
-
-
 def spec_from(req: MessageCreate, d: Draft, normalised: Mapping[str, Any],
               contact: Contact | None) -> MessageSpec:
     """Build the stored spec from a request the core found valid."""
