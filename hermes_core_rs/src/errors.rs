@@ -91,6 +91,11 @@ catalogue! {
     // Tenant webhook endpoints.
     WebhookInvalidUrl => ("webhook.invalid_url", 422, false, "The webhook URL is not an absolute http or https URL"),
     WebhookTooManyEndpoints => ("webhook.too_many_endpoints", 422, false, "The tenant has as many webhook endpoints as allowed"),
+    // Outbound URLs Hermes calls on a tenant's behalf (SSRF rules).
+    TargetNotAllowed => ("target.not_allowed", 422, false, "The URL resolves to an address Hermes may not call (private, loopback, link-local or reserved)"),
+    // Provider accounts.
+    AccountInvalid => ("account.invalid", 422, false, "The provider account's adapter, credentials or settings are not valid"),
+    AccountCredentialsUnreadable => ("account.credentials_unreadable", 500, true, "The provider account's credentials cannot be decrypted with the configured master keys"),
     // Provider adapters (WASM sandbox). A definite adapter or credential
     // failure is 424 Failed Dependency: repeating the call cannot help, and
     // every 5xx in the catalogue is retryable.
@@ -102,6 +107,11 @@ catalogue! {
     AdapterHostNotAllowed => ("adapter.host_not_allowed", 424, false, "The provider adapter asked for a host its manifest does not allow"),
     AdapterInvalidModule => ("adapter.invalid_module", 422, false, "The adapter module is not a valid Hermes adapter"),
     AdapterBadInput => ("adapter.bad_input", 422, false, "The provider adapter could not use the message, credentials or configuration it was given"),
+    // Deploying adapters (admin API).
+    AdapterVersionExists => ("adapter.version_exists", 409, false, "This adapter name and version was already uploaded with other content"),
+    AdapterGoldenVectorFailed => ("adapter.golden_vector_failed", 422, false, "The adapter's output does not match one of its golden vectors"),
+    AdapterSmokeTestFailed => ("adapter.smoke_test_failed", 422, false, "The adapter failed its smoke test against the provider sandbox"),
+    AdapterQuarantined => ("adapter.quarantined", 409, false, "The adapter version is quarantined after repeated traps"),
     // Provider outcomes.
     ProviderRejected => ("provider.rejected", 422, false, "The provider rejected the message"),
     ProviderInvalidRecipient => ("provider.invalid_recipient", 422, false, "The provider rejected the recipient"),
