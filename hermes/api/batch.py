@@ -168,7 +168,7 @@ async def send(container: Container, principal: Principal, body: bytes, key: str
     if key:
         keys = [item_key(key, i) for i in range(len(items))]
         found = await PostgresMessageReader(container.pool).by_idempotency_keys(
-            principal.tenant_id, keys)
+            principal.tenant_id, principal.mode, keys)
         if any(p.idempotency_hash != body_hash for p in found.values()):
             raise HermesError(Code.IDEMPOTENCY_CONFLICT,
                               "this Idempotency-Key was first used with a different batch")

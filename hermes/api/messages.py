@@ -135,7 +135,8 @@ class MessagesController(Controller):
     async def read(self, message_id: FromPath[UUID], principal: NamedDependency[Principal],
                    container: NamedDependency[Container]) -> MessageDetail:
         _require(principal, "read")
-        row = await PostgresMessageReader(container.pool).get(principal.tenant_id, message_id)
+        row = await PostgresMessageReader(container.pool).get(
+            principal.tenant_id, principal.mode, message_id)
         if row is None:
             raise _not_found(message_id)
         return detail(row)
@@ -158,7 +159,7 @@ class MessagesController(Controller):
         _require(principal, "read")
         position = decode_cursor(cursor) if cursor else None
         page = await PostgresMessageReader(container.pool).page(
-            principal.tenant_id, statuses=status, created_after=_utc(created_after),
+            principal.tenant_id, principal.mode, statuses=status, created_after=_utc(created_after),
             created_before=_utc(created_before), cursor=position, limit=limit)
         last = page.rows[-1] if page.rows and page.has_more else None
         return MessageList(object="list", data=[summary(r) for r in page.rows],
@@ -171,7 +172,7 @@ class MessagesController(Controller):
                      container: NamedDependency[Container]) -> Response[MessageAccepted]:
         _require(principal, "send")
         row = await PostgresMessageReader(container.pool).request_cancel(
-            principal.tenant_id, message_id)
+            principal.tenant_id, principal.mode, message_id)
         if row is None:
             raise _not_found(message_id)
         if row.final:

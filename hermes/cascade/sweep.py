@@ -5,6 +5,8 @@ all leave the same trace: a message with `started_at IS NULL` well after it
 was created. The sweep publishes its start command again; `Nats-Msg-Id`
 drops the repeat while JetStream still remembers the first, and the engine
 ignores a start for a cascade that already started.
+
+Every minute or so it also forgets idempotency keys older than 24 hours.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from hermes.domain.jobs import ENCODER, StartCommand, cascade_subject
 from hermes.infra.nats.publisher import start_msg_id
+from hermes.infra.postgres.messages import release_expired_keys
 
 log = logging.getLogger("hermes.sweep")
 
@@ -35,6 +38,7 @@ class RecoverySweep:
         self.limit = limit
         self.republished = 0
         self.stuck = 0
+        self.keys_released = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         rounds = 0
@@ -43,6 +47,8 @@ class RecoverySweep:
                 await self.once()
                 if rounds % 15 == 0:
                     await self.check_stuck()
+                if rounds % 30 == 0:
+                    self.keys_released += await release_expired_keys(self.pool)
             except Exception as exc:
                 log.warning("recovery sweep failed (will retry): %s", exc)
             rounds += 1

@@ -22,6 +22,9 @@ from psycopg_pool import AsyncConnectionPool
 log = logging.getLogger("hermes.store")
 
 MAX_BATCH = 1000
+# How long an Idempotency-Key is remembered (Stripe's 24 hours). An older key is
+# released when it is reused, and the recovery sweep releases the rest.
+IDEMPOTENCY_TTL_S = 24 * 3600
 
 
 @dataclass
@@ -70,7 +73,7 @@ _INSERT_MESSAGE = """
 INSERT INTO messages (id, tenant_id, mode, status, shard, spec, metadata, idempotency_key,
                       idempotency_hash, send_at, expires_at, next_deadline, created_at)
 VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+ON CONFLICT (tenant_id, mode, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id
 """
 
@@ -82,6 +85,14 @@ COPY messages (id, tenant_id, mode, status, shard, spec, metadata, idempotency_k
                idempotency_hash, send_at, expires_at, next_deadline, created_at) FROM STDIN
 """
 _COPY_EVENTS = "COPY message_events (message_id, at, kind, data) FROM STDIN"
+
+# Keys of these requests that were last used more than IDEMPOTENCY_TTL_S ago are free.
+_RELEASE_EXPIRED = """
+UPDATE messages m SET idempotency_key = NULL, idempotency_hash = NULL
+FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS k(tenant_id, mode, key)
+WHERE m.tenant_id = k.tenant_id AND m.mode = k.mode AND m.idempotency_key = k.key
+  AND m.created_at < now() - make_interval(secs => %s)
+"""
 
 _INSERT_EVENT = """
 INSERT INTO message_events (message_id, at, kind, data)
@@ -166,6 +177,9 @@ class GroupCommitWriter:
 async def _insert_keyed(cur: AsyncCursor[Any], rows: list[NewMessage]
                         ) -> dict[UUID, ExistingMessage]:
     """Insert rows that carry an idempotency key; the earlier message of each key taken."""
+    await cur.execute(_RELEASE_EXPIRED, (
+        [r.tenant_id for r in rows], [r.mode for r in rows],
+        [r.idempotency_key for r in rows], IDEMPOTENCY_TTL_S))
     await cur.executemany(
         _INSERT_MESSAGE,
         [(r.id, r.tenant_id, r.mode, r.status, r.shard, r.spec_json, r.metadata_json,
@@ -191,11 +205,22 @@ async def _existing(cur: AsyncCursor[Any], r: NewMessage) -> ExistingMessage:
     await cur.execute(
         "SELECT m.id, e.data->>'status', m.created_at, m.idempotency_hash FROM messages m"
         " JOIN message_events e ON e.message_id = m.id AND e.kind = 'accepted'"
-        " WHERE m.tenant_id = %s AND m.idempotency_key = %s",
-        (r.tenant_id, r.idempotency_key),
+        " WHERE m.tenant_id = %s AND m.mode = %s AND m.idempotency_key = %s",
+        (r.tenant_id, r.mode, r.idempotency_key),
     )
     row = await cur.fetchone()
     if row is None:  # the key's holder vanished between the conflict and this read
         raise RuntimeError("idempotency conflict with no existing message")
     return ExistingMessage(id=row[0], initial_status=row[1], created_at=row[2],
                            idempotency_hash=bytes(row[3]) if row[3] is not None else None)
+
+
+async def release_expired_keys(pool: AsyncConnectionPool, *, limit: int = 1000) -> int:
+    """Forget up to `limit` idempotency keys older than IDEMPOTENCY_TTL_S; how many were."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "UPDATE messages SET idempotency_key = NULL, idempotency_hash = NULL"
+            " WHERE id IN (SELECT id FROM messages WHERE idempotency_key IS NOT NULL"
+            "              AND created_at < now() - make_interval(secs => %s) LIMIT %s)",
+            (IDEMPOTENCY_TTL_S, limit))
+        return cur.rowcount
