@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from hermes.domain.tenancy import ApiKeyInfo, Principal, Tenant
@@ -33,8 +33,10 @@ class TenantStore(Protocol):
 
     async def list_tenants(self, *, limit: int, after: UUID | None) -> list[Tenant]: ...
 
-    async def update_tenant(self, tenant_id: UUID, *, name: str | None,
-                            status: str | None) -> Tenant | None: ...
+    async def update_tenant(self, tenant_id: UUID, *, name: str | None, status: str | None,
+                            limits: dict[str, Any] | None = None) -> Tenant | None:
+        """Rename, suspend or reactivate; `limits` is merged into the tenant's own limits
+        (a null value puts that one back to the platform default)."""
 
     async def list_api_keys(self, tenant_id: UUID) -> list[ApiKeyInfo]: ...
 

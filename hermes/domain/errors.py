@@ -29,6 +29,8 @@ class Code(StrEnum):
     AUTH_FORBIDDEN = "auth.forbidden"
     RECIPIENT_UNKNOWN_CONTACT = "recipient.unknown_contact"
     IDEMPOTENCY_CONFLICT = "idempotency.conflict"
+    RATE_LIMIT_EXCEEDED = "rate_limit.exceeded"
+    QUOTA_EXCEEDED = "quota.exceeded"
     WEBHOOK_INVALID_URL = "webhook.invalid_url"
     WEBHOOK_TOO_MANY_ENDPOINTS = "webhook.too_many_endpoints"
     INTERNAL_ERROR = "internal.error"

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from typing import Any
 from uuid import UUID
 
-from psycopg.rows import class_row
+import msgspec
+from psycopg.rows import args_row, class_row
 from psycopg_pool import AsyncConnectionPool
 
-from hermes.domain.tenancy import ApiKeyInfo, Principal, Tenant
+from hermes.domain.tenancy import ApiKeyInfo, Principal, Tenant, TenantLimits
+
+
+def _tenant(tenant_id: UUID, name: str, status: Any, created_at: Any, limits: Any) -> Tenant:
+    return Tenant(id=tenant_id, name=name, status=status, created_at=created_at,
+                  limits=_limits(limits))
+
+
+def _limits(value: Any) -> TenantLimits:
+    return msgspec.convert(value or {}, TenantLimits)
 
 
 class PostgresTenantStore:
@@ -18,10 +29,10 @@ class PostgresTenantStore:
 
     async def create_tenant(self, name: str) -> Tenant:
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=class_row(Tenant))
+            cur = conn.cursor(row_factory=args_row(_tenant))
             await cur.execute(
                 "INSERT INTO tenants (id, name) VALUES (%s, %s)"
-                " RETURNING id, name, status, created_at",
+                " RETURNING id, name, status, created_at, limits",
                 (uuid.uuid4(), name),
             )
             row = await cur.fetchone()
@@ -30,17 +41,17 @@ class PostgresTenantStore:
 
     async def get_tenant(self, tenant_id: UUID) -> Tenant | None:
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=class_row(Tenant))
+            cur = conn.cursor(row_factory=args_row(_tenant))
             await cur.execute(
-                "SELECT id, name, status, created_at FROM tenants WHERE id = %s", (tenant_id,)
-            )
+                "SELECT id, name, status, created_at, limits FROM tenants WHERE id = %s",
+                (tenant_id,))
             return await cur.fetchone()
 
     async def find_tenant_by_name(self, name: str) -> Tenant | None:
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=class_row(Tenant))
+            cur = conn.cursor(row_factory=args_row(_tenant))
             await cur.execute(
-                "SELECT id, name, status, created_at FROM tenants WHERE name = %s"
+                "SELECT id, name, status, created_at, limits FROM tenants WHERE name = %s"
                 " ORDER BY created_at LIMIT 1",
                 (name,),
             )
@@ -61,7 +72,7 @@ class PostgresTenantStore:
     async def principal_for_key(self, key_hash: bytes) -> Principal | None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT k.key_hash, k.tenant_id, t.name, k.id, k.mode, k.scopes"
+                "SELECT k.key_hash, k.tenant_id, t.name, k.id, k.mode, k.scopes, t.limits"
                 " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
                 " WHERE k.key_hash = %s AND k.revoked_at IS NULL AND t.status = 'active'",
                 (key_hash,),
@@ -72,26 +83,32 @@ class PostgresTenantStore:
         if row is None or not hmac.compare_digest(bytes(row[0]), key_hash):
             return None
         return Principal(
-            tenant_id=row[1], tenant_name=row[2], key_id=row[3], mode=row[4], scopes=tuple(row[5])
+            tenant_id=row[1], tenant_name=row[2], key_id=row[3], mode=row[4], scopes=tuple(row[5]),
+            limits=_limits(row[6]),
         )
 
     async def list_tenants(self, *, limit: int, after: UUID | None) -> list[Tenant]:
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=class_row(Tenant))
+            cur = conn.cursor(row_factory=args_row(_tenant))
             await cur.execute(
-                "SELECT id, name, status, created_at FROM tenants"
+                "SELECT id, name, status, created_at, limits FROM tenants"
                 " WHERE %(after)s::uuid IS NULL OR id > %(after)s ORDER BY id LIMIT %(limit)s",
                 {"after": after, "limit": limit})
             return await cur.fetchall()
 
-    async def update_tenant(self, tenant_id: UUID, *, name: str | None,
-                            status: str | None) -> Tenant | None:
+    async def update_tenant(self, tenant_id: UUID, *, name: str | None, status: str | None,
+                            limits: dict[str, Any] | None = None) -> Tenant | None:
+        """`limits` is merged into the stored ones (a null value removes that key, back to
+        the platform default), as a JSON merge patch would."""
+        patch = msgspec.json.encode(limits or {}).decode()
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=class_row(Tenant))
+            cur = conn.cursor(row_factory=args_row(_tenant))
             await cur.execute(
                 "UPDATE tenants SET name = COALESCE(%s, name), status = COALESCE(%s, status),"
-                " updated_at = now() WHERE id = %s RETURNING id, name, status, created_at",
-                (name, status, tenant_id))
+                " limits = jsonb_strip_nulls(limits || %s::jsonb),"
+                " updated_at = now() WHERE id = %s"
+                " RETURNING id, name, status, created_at, limits",
+                (name, status, patch, tenant_id))
             return await cur.fetchone()
 
     async def list_api_keys(self, tenant_id: UUID) -> list[ApiKeyInfo]:
