@@ -28,6 +28,8 @@ class Code(StrEnum):
     AUTH_INVALID = "auth.invalid"
     AUTH_FORBIDDEN = "auth.forbidden"
     RECIPIENT_UNKNOWN_CONTACT = "recipient.unknown_contact"
+    CASCADE_EXPIRES_IN_PAST = "cascade.expires_in_past"
+    COMPLIANCE_SUPPRESSED = "compliance.suppressed"
     IDEMPOTENCY_CONFLICT = "idempotency.conflict"
     RATE_LIMIT_EXCEEDED = "rate_limit.exceeded"
     QUOTA_EXCEEDED = "quota.exceeded"

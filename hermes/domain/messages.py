@@ -73,6 +73,9 @@ class MessageCreate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     send_at: datetime | None = None
     expires_at: datetime | None = None
     metadata: dict[str, str] | None = None
+    # "ignore": send even inside the recipient's quiet hours (one-time codes, alerts).
+    # By default a send that would start inside them waits for their end.
+    quiet_hours: Literal["respect", "ignore"] = "respect"
 
 
 class StepSpec(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -97,6 +100,15 @@ class SmsInfo(msgspec.Struct, frozen=True):
     characters: int
 
 
+class SkippedStep(msgspec.Struct, frozen=True):
+    """A step of the request left out of the plan (validation layer 7); `step` is its
+    index in the request, `reason` is `suppressed`."""
+
+    step: int
+    channel: str
+    reason: str
+
+
 class MessageSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     """What Hermes stores and the engine runs: validated and normalised."""
 
@@ -108,6 +120,7 @@ class MessageSpec(msgspec.Struct, frozen=True, omit_defaults=True):
     contact: str | None = None
     country: str | None = None
     sms: SmsInfo | None = None
+    skipped: list[SkippedStep] = msgspec.field(default_factory=list)
 
 
 DEFAULT_SUCCESS: dict[str, SuccessCriterion] = {
