@@ -6,7 +6,9 @@
 //! Callbacks: the StatusCallback form POST, signed with `X-Twilio-Signature`
 //! (HMAC-SHA1 of the URL followed by the sorted parameters, keyed with the auth
 //! token; HMAC-SHA256 with a shared key when
-//! `X-Twilio-Webhooks-Signature-Settings` says so).
+//! `X-Twilio-Webhooks-Signature-Settings` says so). The incoming-message webhook,
+//! signed the same way, is passed on as `inbound` (STOP replies feed the
+//! suppression list).
 
 const h = @import("hermes");
 const abi = h.abi;
@@ -14,7 +16,7 @@ const enc = h.enc;
 
 pub const manifest = h.Manifest{
     .name = "twilio_sms",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .channels = &.{"sms"},
     .allowed_hosts = &.{"api.twilio.com"},
     .credentials = &.{ "account_sid", "auth_token", "api_key_sid", "api_key_secret", "webhook_shared_key_secret" },
@@ -195,6 +197,34 @@ fn verify(in: h.Value, creds: h.Value, pairs: []const enc.Pair) bool {
     return false;
 }
 
+/// An incoming message (the number's "A message comes in" webhook): no MessageStatus,
+/// SmsStatus `received`, and the sender in `From`. Passed on as `inbound`, with the
+/// empty TwiML answer Twilio expects from a messaging webhook.
+fn writeInbound(w: *h.Writer, sid: []const u8, pairs: []const enc.Pair) void {
+    w.beginObject();
+    w.fieldBool("verified", true);
+    w.key("receipts");
+    w.beginArray();
+    w.endArray();
+    w.key("inbound");
+    w.beginArray();
+    w.beginObject();
+    w.fieldString("provider_message_id", sid);
+    w.fieldString("channel", "sms");
+    w.fieldString("from", enc.formGet(pairs, "From") orelse "");
+    w.fieldString("to", enc.formGet(pairs, "To") orelse "");
+    w.fieldString("body", enc.formGet(pairs, "Body") orelse "");
+    w.endObject();
+    w.endArray();
+    w.key("reply");
+    w.beginObject();
+    w.fieldInt("status", 200);
+    w.fieldString("content_type", "text/xml");
+    w.fieldString("body", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>");
+    w.endObject();
+    w.endObject();
+}
+
 pub fn parseCallback(in: h.Value, w: *h.Writer) h.Error!void {
     const creds = in.obj("credentials") orelse h.Value{ .object = &.{} };
     const pairs = enc.parseForm(in.str("body") orelse "");
@@ -202,6 +232,11 @@ pub fn parseCallback(in: h.Value, w: *h.Writer) h.Error!void {
     if (!verify(in, creds, pairs)) return abi.writeCallback(w, false, &.{});
     const sid = enc.formGet(pairs, "MessageSid") orelse enc.formGet(pairs, "SmsSid") orelse
         return abi.writeCallback(w, true, &.{});
+    if (enc.formGet(pairs, "MessageStatus") == null) {
+        const sms_status = enc.formGet(pairs, "SmsStatus") orelse "";
+        if (h.json.eql(sms_status, "received") and enc.formGet(pairs, "From") != null)
+            return writeInbound(w, sid, pairs);
+    }
     const raw_status = enc.formGet(pairs, "MessageStatus") orelse enc.formGet(pairs, "SmsStatus") orelse "";
     const status = mapStatus(raw_status) orelse return abi.writeCallback(w, true, &.{});
     var err = enc.formGet(pairs, "ErrorCode");

@@ -279,3 +279,41 @@ def test_shared_key_sha256_signatures_are_verified() -> None:
     wrong = RequestValidator(TOKEN).compute_signature(CALLBACK, params, "HMAC_SHA256")
     out = callback(params, signature=wrong, headers=settings, credentials=creds)
     assert out["verified"] is False
+
+
+# The parameters Twilio posts to a number's "A message comes in" webhook.
+def inbound_params(body: str = "STOP") -> dict[str, str]:
+    return {
+        "AccountSid": SID,
+        "ApiVersion": "2010-04-01",
+        "Body": body,
+        "From": "+14155550100",
+        "FromCountry": "US",
+        "MessageSid": "SM" + "2" * 32,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsMessageSid": "SM" + "2" * 32,
+        "SmsSid": "SM" + "2" * 32,
+        "SmsStatus": "received",
+        "To": "+14155550199",
+        "ToCountry": "US",
+    }
+
+
+def test_an_incoming_message_is_passed_on_as_inbound_with_an_empty_twiml_answer() -> None:
+    out = callback(inbound_params(" stop \n"))
+    assert out["verified"] is True and out["receipts"] == []
+    assert out["inbound"] == [{
+        "provider_message_id": "SM" + "2" * 32, "channel": "sms",
+        "from": "+14155550100", "to": "+14155550199", "body": " stop \n",
+    }]
+    assert out["reply"]["status"] == 200
+    assert out["reply"]["content_type"] == "text/xml"
+    assert out["reply"]["body"].endswith("<Response></Response>")
+
+
+def test_a_forged_incoming_message_is_not_verified_and_passes_nothing_on() -> None:
+    params = inbound_params()
+    signature = RequestValidator(TOKEN).compute_signature(CALLBACK, params)
+    forged = {**params, "From": "+14155550111"}
+    assert callback(forged, signature=signature) == {"verified": False, "receipts": []}
