@@ -12,10 +12,13 @@ import msgspec
 from litestar import Controller, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
+from msgspec import UNSET, UnsetType
 
 from hermes.bootstrap import Container
+from hermes.domain.compliance import QuietHours, check_window
 from hermes.domain.errors import Code, FieldError, HermesError
 from hermes.domain.tenancy import SCOPES, ApiKeyInfo, KeyMode, Tenant
+from hermes.infra.postgres.suppressions import PostgresSuppressionStore
 from hermes.tenancy.secrets import digest, display_prefix, new_api_key
 
 
@@ -26,6 +29,8 @@ class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
 class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     status: Literal["active", "suspended"] | None = None
+    # A daily window in which sends wait (null: none); absent leaves it as it is.
+    quiet_hours: QuietHours | UnsetType | None = UNSET
 
 
 class TenantList(msgspec.Struct):
@@ -62,6 +67,14 @@ def _uuid(value: str, what: str) -> UUID:
         raise HermesError(Code.REQUEST_NOT_FOUND, f"no such {what}") from None
 
 
+async def _with_quiet_hours(container: Container, tenant: Tenant) -> Tenant:
+    """The tenant with its quiet hours (kept by the layer-7 store)."""
+    found = await PostgresSuppressionStore(container.pool).quiet_hours([tenant.id])
+    raw = found.get(tenant.id)
+    return msgspec.structs.replace(
+        tenant, quiet_hours=None if raw is None else msgspec.convert(raw, QuietHours))
+
+
 class AdminController(Controller):
     path = "/admin/v1"
     tags = ["admin"]
@@ -90,17 +103,29 @@ class AdminController(Controller):
         tenant = await container.tenants.get_tenant(_uuid(tenant_id, "tenant"))
         if tenant is None:
             raise HermesError(Code.REQUEST_NOT_FOUND, "no such tenant")
-        return tenant
+        return await _with_quiet_hours(container, tenant)
 
     @patch("/tenants/{tenant_id:str}", summary="Rename, suspend or reactivate a tenant")
     async def update_tenant(self, tenant_id: FromPath[str], data: JSONBody[TenantUpdate],
                             admin: NamedDependency[str],
                             container: NamedDependency[Container]) -> Tenant:
-        tenant = await container.tenants.update_tenant(
-            _uuid(tenant_id, "tenant"), name=data.name, status=data.status)
+        tid = _uuid(tenant_id, "tenant")
+        layer7 = PostgresSuppressionStore(container.pool)
+        if not isinstance(data.quiet_hours, UnsetType):
+            if data.quiet_hours is not None:
+                check_window(data.quiet_hours, "quiet_hours")
+                if data.quiet_hours.timezone is None:
+                    raise HermesError(Code.REQUEST_INVALID, "a tenant's quiet hours need a "
+                                      "timezone", errors=[FieldError(
+                                          Code.REQUEST_INVALID, "quiet_hours.timezone",
+                                          "an IANA time zone like 'Europe/Copenhagen'")])
+            window = None if data.quiet_hours is None else msgspec.to_builtins(data.quiet_hours)
+            if not await layer7.set_quiet_hours(tid, window):
+                raise HermesError(Code.REQUEST_NOT_FOUND, "no such tenant")
+        tenant = await container.tenants.update_tenant(tid, name=data.name, status=data.status)
         if tenant is None:
             raise HermesError(Code.REQUEST_NOT_FOUND, "no such tenant")
-        return tenant
+        return await _with_quiet_hours(container, tenant)
 
     @post("/tenants/{tenant_id:str}/keys", status_code=201,
           summary="Create an API key; the key is shown in this answer only")

@@ -22,6 +22,7 @@ from hermes.api.contacts import ContactsController
 from hermes.api.health import HealthController
 from hermes.api.messages import MessagesController
 from hermes.api.problems import exception_handlers
+from hermes.api.suppressions import SuppressionsController
 from hermes.api.webhooks import WebhooksController
 from hermes.bootstrap import Container, open_container
 from hermes.settings import Settings
@@ -67,7 +68,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
 
     return Litestar(
         route_handlers=[HealthController, AccountController, MessagesController, ContactsController,
-                        CallbacksController,
+                        CallbacksController, SuppressionsController,
                         WebhooksController, AdminController],
         dependencies={
             "container": Provide(provide_container, sync_to_thread=False),

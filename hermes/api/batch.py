@@ -13,12 +13,14 @@ from uuid import UUID
 import msgspec
 
 from hermes import _core
+from hermes.api import compliance
+from hermes.api.compliance import Checked
 from hermes.api.ingest import accepted, conclude, decode_create, new_row, predraft, request_hash
 from hermes.api.problems import TYPE_PREFIX
 from hermes.bootstrap import Container
 from hermes.domain.errors import Code, FieldError, HermesError
 from hermes.domain.jobs import StartCommand
-from hermes.domain.messages import MessageCreate
+from hermes.domain.messages import MessageCreate, MessageSpec
 from hermes.domain.plan import Contact, Draft
 from hermes.domain.tenancy import Principal
 from hermes.infra.postgres.message_reads import PostgresMessageReader
@@ -118,6 +120,19 @@ def validate_items(principal: Principal, decoded: list[Decoded], contacts: dict[
                    idempotency_key: str | None = None, body_hash: bytes | None = None,
                    ) -> list[tuple[int, NewMessage]]:
     """Layers 3-6 for every item in one core call; the rows of the valid ones."""
+    valid = validate_specs(decoded, contacts, errors, now_ms=now_ms, policy=policy)
+    return make_rows(principal, [(i, req, Checked(spec)) for i, req, spec, _ in valid],
+                     shard_count=shard_count, now_ms=now_ms, idempotency_key=idempotency_key,
+                     body_hash=body_hash)
+
+
+Valid = tuple[int, MessageCreate, MessageSpec, Contact | None]
+
+
+def validate_specs(decoded: list[Decoded], contacts: dict[str, Contact],
+                   errors: dict[int, ItemProblem], *, now_ms: int,
+                   policy: dict[str, Any] | None = None) -> list[Valid]:
+    """Layers 3-6 for every item in one core call; the specs of the valid ones."""
     drafts: list[tuple[int, MessageCreate, Draft, Contact | None]] = []
     for d in decoded:
         contact = contacts.get(d.req.to) if isinstance(d.req.to, str) else None
@@ -130,16 +145,43 @@ def validate_items(principal: Principal, decoded: list[Decoded], contacts: dict[
     if not drafts:
         return []
     results = _core.validate_batch([dr.core_input for _, _, dr, _ in drafts], policy, now_ms)
-    rows: list[tuple[int, NewMessage]] = []
+    valid: list[Valid] = []
     for (index, req, dr, contact), result in zip(drafts, results, strict=True):
         try:
-            spec = conclude(req, dr, result, contact)
+            valid.append((index, req, conclude(req, dr, result, contact), contact))
         except HermesError as exc:
             errors[index] = problem_of(exc)
-            continue
+    return valid
+
+
+async def check_compliance(container: Container, principal: Principal, valid: list[Valid],
+                           errors: dict[int, ItemProblem],
+                           now_ms: int) -> list[tuple[int, MessageCreate, Checked]]:
+    """Layer 7 for the whole batch with one lookup; the items that pass it."""
+    if not valid:
+        return []
+    results = await compliance.check(container, principal,
+                                     [(req, spec, contact) for _, req, spec, contact in valid],
+                                     now_ms)
+    passed = []
+    for (index, req, _, _), result in zip(valid, results, strict=True):
+        if isinstance(result, HermesError):
+            errors[index] = problem_of(result)
+        else:
+            passed.append((index, req, result))
+    return passed
+
+
+def make_rows(principal: Principal, checked: list[tuple[int, MessageCreate, Checked]], *,
+              shard_count: int, now_ms: int, idempotency_key: str | None = None,
+              body_hash: bytes | None = None) -> list[tuple[int, NewMessage]]:
+    rows: list[tuple[int, NewMessage]] = []
+    for index, req, c in checked:
         key = item_key(idempotency_key, index) if idempotency_key else None
-        rows.append((index, new_row(principal, spec, req, shard_count=shard_count,
-                                    idempotency_key=key, body_hash=body_hash, now_ms=now_ms)))
+        row = new_row(principal, c.spec, req, shard_count=shard_count,
+                      idempotency_key=key, body_hash=body_hash, now_ms=now_ms)
+        compliance.annotate(row, c)
+        rows.append((index, row))
     return rows
 
 
@@ -176,9 +218,10 @@ async def send(container: Container, principal: Principal, body: bytes, key: str
     errors: dict[int, ItemProblem] = {}
     decoded = [d for d in decode_items(items, errors) if d.index not in prior]
     contacts = await container.contacts.resolve_many(principal.tenant_id, contact_keys(decoded))
-    rows = validate_items(principal, decoded, contacts, errors,
-                          shard_count=container.settings.shard_count, now_ms=now_ms,
-                          idempotency_key=key, body_hash=body_hash)
+    valid = validate_specs(decoded, contacts, errors, now_ms=now_ms)
+    checked = await check_compliance(container, principal, valid, errors, now_ms)
+    rows = make_rows(principal, checked, shard_count=container.settings.shard_count,
+                     now_ms=now_ms, idempotency_key=key, body_hash=body_hash)
     done = {i: (p.id, p.initial_status) for i, p in prior.items()}
     if rows:
         results = await container.writer.insert_many([r for _, r in rows])

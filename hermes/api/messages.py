@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 
 from hermes.api import batch as batching
+from hermes.api import compliance
 from hermes.api.ingest import (
     Accepted,
     accepted,
@@ -100,9 +101,11 @@ class MessagesController(Controller):
         if isinstance(req.to, str):
             contact = await container.contacts.resolve(principal.tenant_id, req.to)
         spec = prepare(req, contact, now)
+        checked = await compliance.check_one(container, principal, req, spec, contact, now)
         body_hash = request_hash(body) if key else None
-        row = new_row(principal, spec, req, shard_count=container.settings.shard_count,
+        row = new_row(principal, checked.spec, req, shard_count=container.settings.shard_count,
                       idempotency_key=key, body_hash=body_hash, now_ms=now)
+        compliance.annotate(row, checked)
         result = await container.writer.insert(row)
         answer = accepted(row, result, body_hash)
         if not answer.replayed:

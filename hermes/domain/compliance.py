@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from hermes import _core
 from hermes.domain.errors import Code, FieldError, HermesError
 from hermes.domain.messages import MessageSpec, SkippedStep
 
@@ -31,6 +32,10 @@ STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT
 START_WORDS = frozenset({"START", "UNSTOP"})
 
 _HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+MAX_ADDRESS = 4096
+# The address field and step channel the core validates each kind as.
+_FIELD = {"phone": ("phone", "sms"), "email": ("email", "email"),
+          "push": ("push_token", "push"), "whatsapp": ("whatsapp", "whatsapp")}
 
 
 class QuietHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -58,6 +63,35 @@ def check_window(window: QuietHours, field: str) -> None:
                                  "'Europe/Copenhagen'"))
     if errors:
         raise HermesError(Code.REQUEST_INVALID, errors[0].detail, errors=errors)
+
+
+def normalise(kind: str, address: str) -> str:
+    """The address as messages store it, or the problem a message to it would get."""
+    if kind not in KINDS:
+        raise HermesError(Code.REQUEST_INVALID, f"the kind is one of {', '.join(KINDS)}",
+                          errors=[FieldError(Code.REQUEST_INVALID, "kind",
+                                             f"{kind!r} is not a kind of address")])
+    if not address or len(address) > MAX_ADDRESS:
+        raise HermesError(Code.REQUEST_INVALID, "the address is empty or too long",
+                          errors=[FieldError(Code.REQUEST_INVALID, "address", None)])
+    field, channel = _FIELD[kind]
+    item = {field: address, "body": "x", "subject": "x", "push_title": "x",
+            "steps": [{"channel": channel, "timeout_ms": 30_000}]}
+    result = _core.validate_message(item, None, 0)
+    if result.violations:
+        v = result.violations[0]
+        raise HermesError(v["code"], v["detail"],
+                          errors=[FieldError(v["code"], "address", v["detail"])])
+    if kind == "phone" and result.phone is not None:
+        return result.phone["e164"]
+    if kind == "whatsapp" and result.whatsapp is not None:
+        return result.whatsapp["e164"]
+    if kind == "push" and result.push_token is not None:
+        return result.push_token["token"]
+    if kind == "email" and result.email is not None:
+        return result.email
+    raise HermesError(Code.REQUEST_INVALID, "the address could not be read",
+                      errors=[FieldError(Code.REQUEST_INVALID, "address", None)])
 
 
 def is_zone(name: str) -> bool:

@@ -5,7 +5,8 @@ checks it cannot do alone (SNS certificates) are done here. An unverified
 callback changes nothing. Each verified receipt moves its attempt forward
 (never back: `delivered` does not become `sent`) and is published to the engine
 as a `ReceiptNotice` with Nats-Msg-Id `<attempt id>:<status>`, so a provider's
-retry of the same callback is harmless.
+retry of the same callback is harmless. STOP replies, hard bounces and complaints
+also feed the tenant's suppression list (`opt_outs`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from nats.js import JetStreamContext
 from hermes import _core
 from hermes.domain.jobs import ENCODER, RECEIPT_STATUS, ReceiptNotice, events_subject
 from hermes.infra.postgres.attempts import STATUS_RANK, AttemptRow, PostgresAttemptStore
+from hermes.infra.postgres.suppressions import PostgresSuppressionStore
 from hermes.providers.accounts import ProviderAccount
+from hermes.providers.opt_outs import OptOuts
 from hermes.providers.registry import AdapterRegistry
 from hermes.providers.sns import SnsVerifier
 
@@ -56,10 +59,11 @@ class IntakeResult:
 
 class CallbackIntake:
     def __init__(self, registry: AdapterRegistry, attempts: PostgresAttemptStore,
-                 sns: SnsVerifier) -> None:
+                 sns: SnsVerifier, opt_outs: OptOuts | None = None) -> None:
         self.registry = registry
         self.attempts = attempts
         self.sns = sns
+        self.opt_outs = opt_outs or OptOuts(PostgresSuppressionStore(attempts.pool))
 
     async def receive(self, account: ProviderAccount, method: str, url: str,
                       headers: list[list[str]], body: bytes,
@@ -90,7 +94,9 @@ class CallbackIntake:
         if not verified:
             raise Unverified("the callback's signature did not verify")
 
-        published, unknown = await self._apply(account, out.get("receipts") or [], jetstream)
+        receipts = out.get("receipts") or []
+        published, unknown = await self._apply(account, receipts, jetstream)
+        await self.opt_outs.apply(account, receipts, out.get("inbound") or [])
         reply = out.get("reply")
         if isinstance(reply, dict):
             r = Reply(int(reply.get("status", 200)),

@@ -1,0 +1,98 @@
+"""Validation layer 7 at ingest: the suppression list and quiet hours.
+
+Runs after layers 3-6 (so addresses are normalised) and before rate limits and the
+commit. One PostgreSQL query per request, or per batch, answers which addresses
+are suppressed and the tenant's quiet hours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from hermes.bootstrap import Container
+from hermes.domain.compliance import (
+    Deferral,
+    QuietHours,
+    defer_for_quiet_hours,
+    drop_suppressed,
+    step_addresses,
+)
+from hermes.domain.errors import HermesError
+from hermes.domain.messages import MessageCreate, MessageSpec
+from hermes.domain.plan import Contact
+from hermes.domain.tenancy import Principal
+from hermes.infra.postgres.messages import NewMessage
+from hermes.infra.postgres.suppressions import PostgresSuppressionStore
+
+_ENCODER = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A message that passed layer 7: its plan without suppressed steps, and any delay."""
+
+    spec: MessageSpec
+    deferral: Deferral | None = None
+
+
+Item = tuple[MessageCreate, MessageSpec, Contact | None]
+
+
+async def check(container: Container, principal: Principal, items: list[Item],
+                now_ms: int) -> list[Checked | HermesError]:
+    """Layer 7 for every item, with one lookup: each item's result or its problem."""
+    targets = {t for _, spec, _ in items for t in step_addresses(spec) if t is not None}
+    facts = await PostgresSuppressionStore(container.pool).layer7(principal.tenant_id, targets)
+    tenant_window = _window(facts.quiet_hours)
+    out: list[Checked | HermesError] = []
+    for req, spec, contact in items:
+        try:
+            out.append(_one(req, spec, contact, facts.suppressed, tenant_window, now_ms))
+        except HermesError as exc:
+            out.append(exc)
+    return out
+
+
+async def check_one(container: Container, principal: Principal, req: MessageCreate,
+                    spec: MessageSpec, contact: Contact | None, now_ms: int) -> Checked:
+    (result,) = await check(container, principal, [(req, spec, contact)], now_ms)
+    if isinstance(result, HermesError):
+        raise result
+    return result
+
+
+def _one(req: MessageCreate, spec: MessageSpec, contact: Contact | None,
+         suppressed: set[tuple[str, str]], tenant_window: QuietHours | None,
+         now_ms: int) -> Checked:
+    spec = drop_suppressed(spec, suppressed)
+    if req.quiet_hours == "ignore":
+        return Checked(spec)
+    # The contact's own window if it has one, else the tenant's; the contact's time
+    # zone, else the window's.
+    window = _window(getattr(contact, "quiet_hours", None)) or tenant_window
+    zone = (contact.timezone if contact is not None else None) or \
+        (window.timezone if window is not None else None) or \
+        (tenant_window.timezone if tenant_window is not None else None)
+    spec, deferral = defer_for_quiet_hours(spec, window, zone, now_ms)
+    return Checked(spec, deferral)
+
+
+def _window(raw: Any) -> QuietHours | None:
+    if not raw:
+        return None
+    return msgspec.convert(raw, QuietHours)
+
+
+def annotate(row: NewMessage, checked: Checked) -> None:
+    """Record on the message's `accepted` event what layer 7 did to it."""
+    if not checked.spec.skipped and checked.deferral is None:
+        return
+    data: dict[str, Any] = msgspec.json.decode(row.event_json)
+    if checked.spec.skipped:
+        data["skipped"] = checked.spec.skipped
+    if checked.deferral is not None:
+        data["quiet_hours"] = checked.deferral
+    row.event_json = _ENCODER.encode(data).decode()
