@@ -24,7 +24,8 @@ from hermes.infra.redis.client import make_redis
 from hermes.ports import Probe, TenantStore
 from hermes.providers.accounts import AccountDirectory
 from hermes.providers.callbacks import CallbackIntake
-from hermes.providers.registry import AdapterRegistry
+from hermes.providers.deploy import AdapterSync
+from hermes.providers.registry import AdapterRegistry, cache_dir
 from hermes.providers.sns import SnsVerifier
 from hermes.settings import Settings
 
@@ -57,8 +58,12 @@ class Container:
     google_tokens: GoogleTokens = _SET_AT_OPEN
     attempts: PostgresAttemptStore = _SET_AT_OPEN
     callbacks: CallbackIntake = _SET_AT_OPEN
+    # Hot deploy: converges the registry on the active versions (started by the process).
+    deploys: AdapterSync = _SET_AT_OPEN
 
     async def close(self) -> None:
+        if self.deploys is not None:
+            await self.deploys.stop()
         if self.attempts is not None:
             await self.attempts.close()
         if self.http is not None:
@@ -104,6 +109,8 @@ async def open_container(settings: Settings, *, name: str) -> Container:
     )
     container.accounts = AccountDirectory(pool, sandbox_url=settings.sandbox_url)
     container.adapters = AdapterRegistry.from_settings(settings)
+    container.deploys = AdapterSync(container.adapters, pool, nats, redis, role=name,
+                                    cache_dir=cache_dir(settings))
     container.http = ProviderHttp()
     container.google_tokens = GoogleTokens(container.http)
     container.attempts = PostgresAttemptStore(pool)

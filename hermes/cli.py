@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.set_defaults(func=cmd_migrate)
+
+    from hermes.adapter_cli import add_parser as add_adapter_parser
+
+    add_adapter_parser(sub)
     return parser
 
 

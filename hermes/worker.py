@@ -43,6 +43,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             connected.cancel()
             return
         streams = await ensure_streams(container.nats.jetstream())
+        # Converge on the active adapter versions before taking any job.
+        await container.deploys.start()
         if settings.sandbox_url:
             await subscribe_sandbox(settings)
         log.info("worker ready; streams %s", ", ".join(streams))

@@ -16,6 +16,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 import hermes
 from hermes.api.account import AccountController
 from hermes.api.admin import AdminController
+from hermes.api.admin_adapters import AdminAdaptersController
 from hermes.api.auth import PrincipalCache, provide_admin, provide_principal
 from hermes.api.callbacks import CallbacksController
 from hermes.api.contacts import ContactsController
@@ -56,6 +57,8 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         owned = container is None
         c = container or await open_container(settings, name="api")
         app.state.container = c
+        if owned:
+            await c.deploys.start()  # this process's adapters follow hot deploys too
         try:
             yield
         finally:
@@ -69,7 +72,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
     return Litestar(
         route_handlers=[HealthController, AccountController, MessagesController, ContactsController,
                         CallbacksController, SuppressionsController,
-                        WebhooksController, AdminController],
+                        WebhooksController, AdminController, AdminAdaptersController],
         dependencies={
             "container": Provide(provide_container, sync_to_thread=False),
             "principal": Provide(provide_principal),

@@ -38,6 +38,9 @@ class Outcome:
     detail: str | None = None
     adapter: ActiveAdapter | None = None
     latency_ms: float | None = None
+    # The adapter failed before anything was sent: the job can be retried without a
+    # duplicate at the provider (a trapping version is rolled back meanwhile).
+    before_send: bool = False
 
 
 def failure(code: str, detail: str | None, adapter: ActiveAdapter | None = None) -> Outcome:
@@ -61,7 +64,7 @@ class Sender:
 
     def adapter_for(self, account: ProviderAccount) -> ActiveAdapter | None:
         try:
-            return self.registry.get(account.adapter)
+            return self.registry.get(account.adapter, account.adapter_version)
         except AdapterNotLoaded:
             return None
 
@@ -108,7 +111,7 @@ class Sender:
                 adapter.sha256, msgspec.json.encode(data), account.base_url)
             request = json.loads(raw)
         except _core.AdapterError as exc:
-            return failure(exc.code, exc.message, adapter)
+            return dataclasses.replace(failure(exc.code, exc.message, adapter), before_send=True)
 
         started = time.perf_counter()
         try:

@@ -37,6 +37,7 @@ from hermes.domain.jobs import ENCODER, JOB_DECODER, AttemptResult, DeliveryJob,
 from hermes.infra.nats.connection import NatsConnection
 from hermes.infra.postgres.attempts import Answer, AttemptRow, PostgresAttemptStore
 from hermes.providers.accounts import AccountDirectory, ensure_sandbox_accounts
+from hermes.providers.quarantine import TRAP_CODES, TrapMonitor
 
 if TYPE_CHECKING:
     from hermes.bootstrap import Container
@@ -51,6 +52,14 @@ SUBJECT = "hermes.deliver.>"
 ACK_WAIT_S = 15.0
 KEEPALIVE_S = 5.0
 RETRY_DELAY_S = 1.0
+# A job whose adapter trapped before sending is retried this soon, this many times, while
+# the trapping version is quarantined and the previous one restored; then it fails as usual.
+TRAP_RETRY_DELAY_S = 0.5
+TRAP_RETRIES = 10
+
+
+class TrapRetry(Exception):
+    """The adapter trapped before the provider was called: put the job back."""
 
 
 @dataclass
@@ -65,6 +74,7 @@ class DeliveryMetrics:
     duplicate_window_hits: int = 0
     closed_unsent: int = 0  # jobs whose cascade ended before they were sent
     retried: int = 0
+    trap_retries: int = 0  # jobs put back because their adapter version trapped
 
 
 METRICS = DeliveryMetrics()
@@ -90,6 +100,7 @@ class DeliveryWorker:
         ack_wait: float = ACK_WAIT_S,
         keepalive: float = KEEPALIVE_S,
         metrics: DeliveryMetrics = METRICS,
+        traps: TrapMonitor | None = None,
     ) -> None:
         self.nats = nats
         self.accounts = accounts
@@ -103,11 +114,13 @@ class DeliveryWorker:
         self.ack_wait = ack_wait
         self.keepalive = keepalive
         self.metrics = metrics
+        self.traps = traps
 
     @classmethod
     def from_container(cls, container: Container, **options: Any) -> DeliveryWorker:
         sender = Sender(container.adapters, container.http, container.google_tokens,
                         public_url=container.settings.callback_base_url)
+        options.setdefault("traps", container.deploys.monitor if container.deploys else None)
         return cls(nats=container.nats, accounts=container.accounts,
                    attempts=container.attempts, sender=sender, **options)
 
@@ -180,7 +193,12 @@ class DeliveryWorker:
             await _quietly(msg.term())
             return
         try:
-            result = await self.process(job)
+            try:
+                result = await self.process(job, deliveries=msg.metadata.num_delivered)
+            except TrapRetry:
+                self.metrics.trap_retries += 1
+                await msg.nak(delay=TRAP_RETRY_DELAY_S)
+                return
             if result is None:
                 # No attempt row: the engine commits it before publishing, so this is a
                 # job from a lost or rolled-back dispatch. Retry a few times, then drop it.
@@ -207,8 +225,11 @@ class DeliveryWorker:
 
     # --- one job ---
 
-    async def process(self, job: DeliveryJob) -> AttemptResult | None:
-        """Claim, send, record; the result to publish (None when the attempt does not exist)."""
+    async def process(self, job: DeliveryJob, deliveries: int = 1) -> AttemptResult | None:
+        """Claim, send, record; the result to publish (None when the attempt does not exist).
+
+        `TrapRetry` when the adapter version trapped before sending and the job has been
+        delivered fewer than TRAP_RETRIES times: the attempt is pending again."""
         if not await self.attempts.claim(job.attempt_id):
             row = await self.attempts.get(job.attempt_id)
             if row is None:
@@ -230,6 +251,12 @@ class DeliveryWorker:
         else:
             self.metrics.sent += 1
             outcome = await self.sender.send(job, account, adapter)
+            if self.traps is not None:
+                self.traps.record(adapter, job.attempt_id, outcome.code)
+                if (outcome.before_send and outcome.code in TRAP_CODES
+                        and deliveries < TRAP_RETRIES):
+                    await self.attempts.release(job.attempt_id)
+                    raise TrapRetry(outcome.code)
 
         await self.attempts.answer(_answer(job, outcome))
         self._count(outcome)

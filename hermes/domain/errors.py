@@ -35,6 +35,11 @@ class Code(StrEnum):
     QUOTA_EXCEEDED = "quota.exceeded"
     WEBHOOK_INVALID_URL = "webhook.invalid_url"
     WEBHOOK_TOO_MANY_ENDPOINTS = "webhook.too_many_endpoints"
+    ADAPTER_INVALID_MODULE = "adapter.invalid_module"
+    ADAPTER_VERSION_EXISTS = "adapter.version_exists"
+    ADAPTER_GOLDEN_VECTOR_FAILED = "adapter.golden_vector_failed"
+    ADAPTER_SMOKE_TEST_FAILED = "adapter.smoke_test_failed"
+    ADAPTER_QUARANTINED = "adapter.quarantined"
     INTERNAL_ERROR = "internal.error"
     DEPENDENCY_UNAVAILABLE = "internal.dependency_unavailable"
 

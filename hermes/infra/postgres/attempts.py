@@ -104,6 +104,13 @@ class PostgresAttemptStore:
         if failed is not None:
             raise failed
 
+    async def release(self, attempt_id: UUID) -> None:
+        """sending -> pending, for a claimed attempt that was never sent (its adapter
+        trapped before the provider call), so its job can be run again."""
+        async with self.pool.connection() as conn:
+            await conn.execute("UPDATE attempts SET status = 'pending', sent_at = NULL"
+                               " WHERE id = %s AND status = 'sending'", (attempt_id,))
+
     async def get(self, attempt_id: UUID) -> AttemptRow | None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(_SELECT + " WHERE a.id = %s", (attempt_id,))
