@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from hermes.observability.setup import setup_process
 from hermes.settings import Settings, SettingsError, load_settings
 
 
@@ -29,11 +30,13 @@ def cmd_api(args: argparse.Namespace) -> int:
     from hermes.api.app import create_app
 
     settings = _settings(args, api_port=args.port, api_host=args.host)
+    setup_process("api", settings)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers go through ours (text or JSON)
         access_log=False,
         timeout_graceful_shutdown=10,
     )
@@ -43,7 +46,9 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from hermes.worker import run_worker
 
-    asyncio.run(run_worker(_settings(args)))
+    settings = _settings(args)
+    setup_process("worker", settings)
+    asyncio.run(run_worker(settings))
     return 0
 
 

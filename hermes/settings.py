@@ -54,6 +54,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     shard_count: int = 16
 
     log_level: str = "info"
+    # `json` (one object per line), `text`, or `auto`: text on a terminal, JSON otherwise.
+    log_format: str = "auto"
+
+    # Observability. `/metrics` on the API port, and on worker_metrics_port (0: off) in the
+    # worker; with metrics_token set, a scrape needs `Authorization: Bearer <token>`.
+    metrics_token: str | None = None
+    metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 0
+    # Append every finished span as a JSON line to this file (OpenTelemetry's OTLP exporter
+    # is configured by the standard OTEL_* variables instead).
+    trace_file: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.api_port < 65536:
@@ -64,6 +75,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             raise SettingsError("shard_count must be >= 1")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingsError(f"log_level must be debug|info|warning|error, got {self.log_level}")
+        if self.log_format not in {"auto", "json", "text"}:
+            raise SettingsError(f"log_format must be auto|json|text, got {self.log_format}")
+        if not 0 <= self.worker_metrics_port < 65536:
+            raise SettingsError("worker_metrics_port must be 0 (off) or 1..65535")
 
     @property
     def data_path(self) -> Path:

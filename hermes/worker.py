@@ -22,6 +22,7 @@ from hermes.cascade.store import PostgresCascadeStore
 from hermes.cascade.sweep import RecoverySweep
 from hermes.delivery.worker import run_delivery
 from hermes.infra.nats.streams import ensure_streams
+from hermes.observability.server import serve_worker_metrics
 from hermes.settings import Settings
 from hermes.webhooks.dispatcher import WebhookDispatcher
 
@@ -92,6 +93,7 @@ async def _run_parts(container: Container, stop: asyncio.Event) -> None:
         "delivery": run_delivery(container, stop),
         "webhooks": WebhookDispatcher(container.pool).run(stop),
         "sweep": RecoverySweep(container.pool, container.nats.jetstream).run(stop),
+        "metrics": serve_worker_metrics(container, stop),
     }
     tasks = {asyncio.create_task(coro, name=name): name for name, coro in parts.items()}
     failed: list[str] = []

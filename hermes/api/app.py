@@ -22,6 +22,7 @@ from hermes.api.callbacks import CallbacksController
 from hermes.api.contacts import ContactsController
 from hermes.api.health import HealthController
 from hermes.api.messages import MessagesController
+from hermes.api.metrics import MetricsController, http_metrics_middleware
 from hermes.api.problems import exception_handlers
 from hermes.api.suppressions import SuppressionsController
 from hermes.api.webhooks import WebhooksController
@@ -70,7 +71,8 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         return c
 
     return Litestar(
-        route_handlers=[HealthController, AccountController, MessagesController, ContactsController,
+        route_handlers=[MetricsController, HealthController, AccountController, MessagesController,
+                        ContactsController,
                         CallbacksController, SuppressionsController,
                         WebhooksController, AdminController, AdminAdaptersController],
         dependencies={
@@ -79,7 +81,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             "admin": Provide(provide_admin),
         },
         exception_handlers=exception_handlers,
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, http_metrics_middleware],
         lifespan=[lifespan],
         state=State({"principal_cache": PrincipalCache()}),
         request_max_body_size=settings.max_body_bytes,

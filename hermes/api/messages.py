@@ -39,6 +39,7 @@ from hermes.domain.jobs import CancelCommand, cascade_subject
 from hermes.domain.tenancy import Principal
 from hermes.infra.postgres.message_reads import PostgresMessageReader
 from hermes.infra.postgres.messages import NewMessage
+from hermes.observability import hooks
 
 log = logging.getLogger("hermes.api")
 
@@ -71,7 +72,8 @@ def _not_found(message_id: UUID) -> HermesError:
 
 
 def _start(container: Container, principal: Principal, row: NewMessage) -> None:
-    container.publisher.submit(row.shard, batching.start_command(principal, row))
+    with hooks.accepting(row.id, principal.tenant_id, row.created_at):
+        container.publisher.submit(row.shard, batching.start_command(principal, row))
 
 
 def _utc(value: datetime | None) -> datetime | None:

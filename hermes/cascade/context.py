@@ -19,6 +19,8 @@ class MessageContext(msgspec.Struct):
     shard: int
     spec: MessageSpec
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    # Channel and provider adapter of the last attempt this engine dispatched (for metrics).
+    served: tuple[str, str] = ("none", "none")
 
     @classmethod
     def from_json(cls, id: UUID, tenant_id: UUID, mode: str, shard: int, spec: bytes | str,

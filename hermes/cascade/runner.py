@@ -37,6 +37,8 @@ from hermes.domain.jobs import (
     StartCommand,
     deliver_subject,
 )
+from hermes.observability import metrics, tracing
+from hermes.observability.engine import EngineTrace
 
 log = logging.getLogger("hermes.engine")
 
@@ -93,6 +95,8 @@ class CascadeRunner:
         self.turns = 0
         self.terminated = 0
         self._stop: asyncio.Event | None = None
+        self._trace: EngineTrace | None = None  # this turn's spans, when tracing is on
+        metrics.watch_engine(self)
 
     # -- start and stop ------------------------------------------------------
 
@@ -184,6 +188,17 @@ class CascadeRunner:
         return cast(list[Action], self.engine.apply(cast(Any, events), now))
 
     async def turn(self, msgs: list[Msg]) -> None:
+        self._trace = EngineTrace() if tracing.ENABLED else None
+        started = time.perf_counter()
+        try:
+            await self._turn(msgs)
+        finally:
+            if msgs:
+                metrics.ENGINE_TURN_SECONDS.observe(time.perf_counter() - started)
+            if self._trace is not None:
+                self._trace.end()
+
+    async def _turn(self, msgs: list[Msg]) -> None:
         now = self.clock()
         batch = Batch()
         jobs: list[DeliveryJob] = []
@@ -234,6 +249,8 @@ class CascadeRunner:
                     await m.term()
                 continue
             good.append(m)
+            if self._trace is not None:
+                self._trace.consumed_obj(decoded[-1][0], m.headers)
         return good, decoded
 
     async def _events_from(self, decoded: list[Decoded], batch: Batch,
@@ -309,6 +326,9 @@ class CascadeRunner:
             return [{"id": mid.bytes, "type": "provider_error", "step": step,
                      "attempt": attempt, "retryable": False}]
         attempt_id = uuid7(now)
+        ctx.served = (channel, account.adapter)
+        if self._trace is not None:
+            self._trace.dispatched(mid, step, channel, account.adapter)
         batch.attempts.append(NewAttempt(attempt_id, mid, ctx.tenant_id, step, attempt, channel,
                                          account.id, account.adapter))
         jobs.append(DeliveryJob(
@@ -334,6 +354,10 @@ class CascadeRunner:
             u.outcome = u.status = a["outcome"]
             u.clear_deadline = True
             ctx = self.contexts.pop(mid, None)
+            if ctx is not None:
+                metrics.message_finished(mid, ctx.tenant_id, *ctx.served, a["outcome"], now)
+            if self._trace is not None:
+                self._trace.finished(mid, a["outcome"])
             if ctx is not None and self.notice_sink is not None:
                 self.notice_sink(batch, ctx, a, now)
         elif kind == "notify":
@@ -382,11 +406,15 @@ class CascadeRunner:
         if not jobs:
             return
         js = self.js_factory()
+        trace = self._trace
 
         async def one(job: DeliveryJob) -> None:
+            headers = {"Nats-Msg-Id": str(job.attempt_id)}
+            if trace is not None:
+                trace.job_headers(job.message_id, headers)
             try:
                 await js.publish(deliver_subject(job.channel), ENCODER.encode(job),
-                                 headers={"Nats-Msg-Id": str(job.attempt_id)}, timeout=5)
+                                 headers=headers, timeout=5)
             except Exception as exc:
                 # The attempt is recorded and the step's timer is set: the cascade moves on
                 # by itself if this job never arrives.

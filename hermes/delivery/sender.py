@@ -21,6 +21,7 @@ from hermes.delivery.google_oauth import GoogleTokens, TokenError
 from hermes.domain.errors import catalogue
 from hermes.domain.jobs import DeliveryJob
 from hermes.infra.http.client import ProviderHttp, ProviderHttpError
+from hermes.observability.hooks import adapter_call, provider_call
 from hermes.providers.accounts import ProviderAccount
 from hermes.providers.registry import ActiveAdapter, AdapterNotLoaded, AdapterRegistry
 
@@ -107,23 +108,25 @@ class Sender:
             "token": token,
         }
         try:
-            raw = self.registry.runtime.build_request(
-                adapter.sha256, msgspec.json.encode(data), account.base_url)
+            raw = adapter_call(adapter, "build_request", self.registry.runtime.build_request,
+                               adapter.sha256, msgspec.json.encode(data), account.base_url)
             request = json.loads(raw)
         except _core.AdapterError as exc:
             return dataclasses.replace(failure(exc.code, exc.message, adapter), before_send=True)
 
         started = time.perf_counter()
         try:
-            answer = await self.http.request(request["method"], request["url"],
-                                             request.get("headers") or [], request.get("body"))
+            answer = await provider_call(request["method"], request["url"], self.http.request(
+                request["method"], request["url"], request.get("headers") or [],
+                request.get("body")))
         except ProviderHttpError as exc:
             out = failure("provider.unavailable", exc.detail, adapter)
             return _with_latency(out, started)
         latency = (time.perf_counter() - started) * 1000
 
         try:
-            parsed = json.loads(self.registry.runtime.parse_response(
+            parsed = json.loads(adapter_call(
+                adapter, "parse_response", self.registry.runtime.parse_response,
                 adapter.sha256, msgspec.json.encode(
                     {"status": answer.status, "headers": answer.headers, "body": answer.body})))
         except _core.AdapterError as exc:

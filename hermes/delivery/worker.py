@@ -36,6 +36,7 @@ from hermes.domain.errors import Code, catalogue
 from hermes.domain.jobs import ENCODER, JOB_DECODER, AttemptResult, DeliveryJob, events_subject
 from hermes.infra.nats.connection import NatsConnection
 from hermes.infra.postgres.attempts import Answer, AttemptRow, PostgresAttemptStore
+from hermes.observability import hooks, metrics
 from hermes.providers.accounts import AccountDirectory, ensure_sandbox_accounts
 from hermes.providers.quarantine import TRAP_CODES, TrapMonitor
 
@@ -158,7 +159,8 @@ class DeliveryWorker:
                     await asyncio.sleep(0.5)
                     continue
                 for msg in msgs:
-                    task = asyncio.create_task(self.handle(msg))
+                    task = asyncio.create_task(self.handle(msg),
+                                               context=hooks.job_context(msg.headers))
                     tasks.add(task)
                     in_flight[task] = msg
                     task.add_done_callback(tasks.discard)
@@ -221,7 +223,8 @@ class DeliveryWorker:
     async def publish(self, shard: int, result: AttemptResult) -> None:
         await self.nats.jetstream().publish(
             events_subject(shard), ENCODER.encode(result),
-            headers={"Nats-Msg-Id": result_msg_id(result)}, timeout=5)
+            headers=hooks.result_headers(result.message_id, result.attempt_id,
+                                         {"Nats-Msg-Id": result_msg_id(result)}), timeout=5)
 
     # --- one job ---
 
@@ -250,7 +253,8 @@ class DeliveryWorker:
             outcome = failure("routing.no_provider", f"adapter {account.adapter} is not loaded")
         else:
             self.metrics.sent += 1
-            outcome = await self.sender.send(job, account, adapter)
+            outcome = await hooks.attempt(job, adapter.name,
+                                          self.sender.send(job, account, adapter))
             if self.traps is not None:
                 self.traps.record(adapter, job.attempt_id, outcome.code)
                 if (outcome.before_send and outcome.code in TRAP_CODES
@@ -269,6 +273,7 @@ class DeliveryWorker:
             # Interrupted between the provider call and its record: the provider may or may
             # not have the message. Report it retryable so the engine fails over; counted.
             self.metrics.duplicate_window_hits += 1
+            metrics.duplicate_send()
             code = "provider.unavailable"
             await self.attempts.fail_stuck(row.id, code)
             log.warning("attempt %s was interrupted mid-send (duplicate window)", row.id)

@@ -27,6 +27,8 @@ from hermes import _core
 from hermes.domain.jobs import ENCODER, RECEIPT_STATUS, ReceiptNotice, events_subject
 from hermes.infra.postgres.attempts import STATUS_RANK, AttemptRow, PostgresAttemptStore
 from hermes.infra.postgres.suppressions import PostgresSuppressionStore
+from hermes.observability import hooks, tracing
+from hermes.observability.hooks import adapter_call
 from hermes.providers.accounts import ProviderAccount
 from hermes.providers.opt_outs import OptOuts
 from hermes.providers.registry import AdapterRegistry
@@ -74,8 +76,9 @@ class CallbackIntake:
         payload = {"method": method, "url": url, "headers": headers,
                    "body": body.decode("utf-8", "replace"), "credentials": credentials}
         try:
-            out = json.loads(self.registry.runtime.parse_callback(
-                adapter.sha256, msgspec.json.encode(payload)))
+            out = json.loads(adapter_call(adapter, "parse_callback",
+                                          self.registry.runtime.parse_callback,
+                                          adapter.sha256, msgspec.json.encode(payload)))
         except _core.AdapterError as exc:
             raise Unverified(f"{exc.code}: {exc.message}") from exc
 
@@ -139,8 +142,9 @@ class CallbackIntake:
             notice = _notice(row, account, status, receipt, at_ms)
             # Published also when the row did not move (same status again): a provider
             # retrying after we recorded but failed to publish must still reach the engine.
-            await js.publish(events_subject(row.shard), ENCODER.encode(notice),
-                             headers={"Nats-Msg-Id": f"{row.id}:{status}"}, timeout=5)
+            with hooks.receipt(row, account.adapter, status):
+                await js.publish(events_subject(row.shard), ENCODER.encode(notice), timeout=5,
+                                 headers=tracing.headers({"Nats-Msg-Id": f"{row.id}:{status}"}))
             published.append(notice)
         if unknown:
             log.info("receipts for unknown provider message ids on account %s: %s",

@@ -26,6 +26,7 @@ from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 import hermes
+from hermes.observability.hooks import webhook_attempt
 from hermes.webhooks.delivery import GONE_REASON, Claimed, Outcome, classify
 from hermes.webhooks.enqueue import NOTIFY_CHANNEL
 from hermes.webhooks.signing import secret_key, signature
@@ -245,6 +246,7 @@ class WebhookDispatcher:
         return [Claimed(id=r[0], attempt=r[1], body=r[2].encode(), endpoint_id=r[3], url=r[4],
                         secret=r[5], enabled=r[6]) for r in rows]
 
+    @webhook_attempt
     async def _attempt(self, c: Claimed) -> Outcome:
         if not c.enabled:
             return Outcome("abandoned", error="endpoint disabled")

@@ -28,6 +28,7 @@ from nats.aio.subscription import Subscription
 
 from hermes.domain.jobs import StartCommand, cascade_subject
 from hermes.infra.nats.connection import NatsConnection
+from hermes.observability import metrics, tracing
 
 log = logging.getLogger("hermes.publisher")
 
@@ -58,7 +59,8 @@ _ACK = msgspec.json.Decoder(_PubAck)
 class StartPublisher:
     def __init__(self, nats: NatsConnection, *, concurrency: int = 2048) -> None:
         self.nats = nats
-        self.queue: asyncio.Queue[tuple[int, StartCommand]] = asyncio.Queue()
+        # (shard, command, traceparent of the accept span or None)
+        self.queue: asyncio.Queue[tuple[int, StartCommand, str | None]] = asyncio.Queue()
         self.concurrency = concurrency
         self.task: asyncio.Task[None] | None = None
         self.published = 0
@@ -73,7 +75,10 @@ class StartPublisher:
         self.task = asyncio.create_task(self._run(), name="start-publisher")
 
     def submit(self, shard: int, command: StartCommand) -> None:
-        self.queue.put_nowait((shard, command))
+        """Queue the start of a message just committed (and counted here as accepted)."""
+        metrics.message_accepted(command.tenant_id, command.mode)
+        tp = tracing.headers({}).get(tracing.TRACEPARENT) if tracing.ENABLED else None
+        self.queue.put_nowait((shard, command, tp))
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
         with contextlib.suppress(TimeoutError):
@@ -94,21 +99,24 @@ class StartPublisher:
             try:
                 await self._publish(batch)
             except Exception as exc:
-                self._fail([cmd.id for _, cmd in batch], exc)
+                self._fail([cmd.id for _, cmd, _ in batch], exc)
             finally:
                 for _ in batch:
                     self.queue.task_done()
 
-    async def _publish(self, batch: list[tuple[int, StartCommand]]) -> None:
+    async def _publish(self, batch: list[tuple[int, StartCommand, str | None]]) -> None:
         nc, prefix = await self._ack_inbox()
         tokens = [f"{prefix}.{next(self._tokens)}" for _ in batch]
-        for token, (_, cmd) in zip(tokens, batch, strict=True):
+        for token, (_, cmd, _) in zip(tokens, batch, strict=True):
             self._waiting[token] = cmd.id
         error: BaseException = TimeoutError("no acknowledgement from JetStream")
         try:
-            for n, (token, (shard, cmd)) in enumerate(zip(tokens, batch, strict=True)):
+            for n, (token, (shard, cmd, tp)) in enumerate(zip(tokens, batch, strict=True)):
+                headers = {"Nats-Msg-Id": start_msg_id(cmd.id)}
+                if tp is not None:
+                    headers[tracing.TRACEPARENT] = tp
                 await nc.publish(cascade_subject(shard), _ENC.encode(cmd), reply=token,
-                                 headers={"Nats-Msg-Id": start_msg_id(cmd.id)})
+                                 headers=headers)
                 if n % _YIELD_EVERY == _YIELD_EVERY - 1:
                     await asyncio.sleep(0)  # let requests in between the parts of a big batch
             # Only this batch is ever waiting; the event is set when its last ack is in.
