@@ -50,7 +50,9 @@ class Deployment:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HERMES_")}
         self.env.update(HERMES_DATABASE_URL=urls.database_url, HERMES_NATS_URL=urls.nats_url,
                         HERMES_REDIS_URL=urls.redis_url, HERMES_LOG_LEVEL="warning",
-                        HERMES_DATA_DIR=str(self.root), PYTHONPATH=str(ROOT))
+                        HERMES_DATA_DIR=str(self.root), PYTHONPATH=str(ROOT),
+                        # The bench tenant sends far above the default per-tenant limit.
+                        HERMES_RATE_LIMIT_PER_S="0")
         asyncio.run(_ensure_streams(urls.nats_url))
         return self
 
@@ -114,6 +116,38 @@ class Deployment:
                                  str(port)], url + "/stats")
         self.urls["receiver"] = url
         return url
+
+    def start_celery(self, receiver: str) -> str:
+        """The Celery baseline (`benches.harness.celery_cascade`): its web app and a worker
+        (prefork pool, 2 processes: one per core, Celery's default here), with the stack's
+        Redis (database 1) as broker, sending through the same sandbox and reporting to the
+        same webhook receiver as Hermes. Returns the web app's URL."""
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        broker = self.env["HERMES_REDIS_URL"].rstrip("/").rsplit("/", 1)
+        broker_url = (broker[0] if broker[1].isdigit() else "/".join(broker)) + "/1"
+        self.env.update(BENCH_CELERY_BROKER=broker_url, BENCH_SANDBOX_URL=self.urls["sandbox"],
+                        BENCH_CALLBACK_URL=url, BENCH_WEBHOOK_URL=f"{receiver}/hook")
+        self._start("celery-web", [sys.executable, "-m", "benches.harness.celery_web",
+                                   "--port", str(port)], url + "/schema/openapi.json")
+        child = ChildProcess("celery", [sys.executable, "-m", "celery", "-A",
+                                        "benches.harness.celery_cascade", "worker",
+                                        "--pool", "prefork", "--concurrency", "2",
+                                        "--loglevel", "WARNING", "--without-gossip",
+                                        "--without-mingle", "--without-heartbeat"],
+                             log_path=self.root / "logs" / "celery.log", env=self.env, cwd=ROOT)
+        self.procs["celery"] = child
+        child.start()
+        httpx.put(f"{self.urls['sandbox']}/_sandbox/ses/configuration-sets/celery-bench",
+                  json={"endpoint": f"{url}/sns"}, timeout=10).raise_for_status()
+        self.urls["celery"] = url
+        return url
+
+    def stop(self, *names: str) -> None:
+        for name in names:
+            proc = self.procs.pop(name, None)
+            if proc is not None:
+                proc.stop(timeout=15)
 
     def pids(self) -> dict[str, int]:
         out = {s.name: s.child.pid for s in self.stack.services if s.child.pid is not None}
@@ -218,7 +252,8 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
     and "end" as the window opens and closes."""
     import json
 
-    from benches.harness.procstat import tree_cpu
+    from benches.harness.procstat import tree_cpu, tree_peak_rss
+    from benches.harness.progress import Bar
 
     path = Path(tempfile.mkstemp(prefix="loadgen-", suffix=".json")[1])
     path.write_text(json.dumps(config))
@@ -235,9 +270,15 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
         t0 = t1 = 0.0
         spies: list[subprocess.Popen[bytes]] = []
         result: dict[str, Any] = {}
+        rss: dict[str, dict[str, float]] = {}
+        bar = Bar(config.get("label", config["url"].rsplit("/", 2)[-1]), config["seconds"])
         for line in proc.stdout:
             line = line.strip()
-            if line == "window-start":
+            if line.startswith("progress "):
+                _, at, ok, errors = line.split()
+                rate = int(ok) / max(1e-9, float(at))
+                bar.update(float(at), f"{int(ok):,} ok ({rate:,.0f}/s), {int(errors):,} errors")
+            elif line == "window-start":
                 before, t0 = tree_cpu(watched), time.monotonic()
                 if on_window is not None:
                     on_window("start")
@@ -245,10 +286,16 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
                          for name, svg in (profile or {}).items()]
             elif line == "window-end":
                 after, t1 = tree_cpu(watched), time.monotonic()
+                rss = tree_peak_rss(watched)
+                bar.close()
                 if on_window is not None:
                     on_window("end")
             elif line == "done":
                 result = json.loads(out.read_text())
+                # The servers' peaks may have grown while the last answers came in.
+                for name, peak in tree_peak_rss(pids).items():
+                    if peak["mib"] >= rss.get(name, {}).get("mib", 0.0):
+                        rss[name] = peak
         for spy in spies:
             spy.wait(timeout=60)
         if proc.wait(timeout=120) != 0 or not result:
@@ -259,6 +306,7 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
         path.unlink(missing_ok=True)
         out.unlink(missing_ok=True)
     result["cpu"] = {name: after[name] - before[name] for name in before}
+    result["peak_rss"] = rss
     result["cpu_at_start"] = before
     result["cpu_window_s"] = t1 - t0
     return result

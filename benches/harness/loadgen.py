@@ -6,10 +6,13 @@ costs less per request than the servers it measures), or aiohttp's pooled client
 (`"client": "aiohttp"`). Closed loop by default (each client sends its next request when the
 previous answer is in); with `rate` set, open loop at that many requests/s in total,
 each latency measured from the request's scheduled time (corrected for coordinated
-omission). Requests that start inside the measured window count; the window opens
-after `warmup` seconds. It prints `window-start` and `window-end` as the window opens
-and closes (so the harness can read /proc CPU counters at those moments), then writes the
-results, including its own CPU use, to OUT.json and prints `done`.
+omission, see `benches.harness.hdr`); closed loop, from the moment each was sent.
+Latencies go into HdrHistograms (the whole window, and one per second). Requests that
+start inside the measured window count; the window opens after `warmup` seconds. It prints
+`window-start` and `window-end` as the window opens and closes (so the harness can read
+/proc CPU counters at those moments), `progress SECONDS OK ERRORS` twice a second while the
+window is open, then writes the results, including its own CPU use, to OUT.json and prints
+`done`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import httptools
 import msgspec
+
+from benches.harness import hdr
 
 
 class Config(msgspec.Struct, kw_only=True):
@@ -64,6 +69,13 @@ class Result(msgspec.Struct):
     per_second: list[int]
     cpu_s: float
     accepted_at: dict[str, float]
+    # Body index of each accepted message id (with record_ids): which kind it was.
+    accepted_body: dict[str, int]
+    # HdrHistogram of the window's latencies (compressed, base64), and p50/p99 per second.
+    histogram: str
+    latency_per_second: list[dict[str, float]]
+    open_loop: bool
+    latency_from: str
 
 
 class _Connection(asyncio.Protocol):
@@ -114,15 +126,8 @@ def _cpu() -> float:
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    s = sorted(values)
-
-    def at(q: float) -> float:
-        return s[min(len(s) - 1, int(q * len(s)))] * 1000
-
-    return {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "p999": at(0.999),
-            "max": s[-1] * 1000, "mean": sum(s) / len(s) * 1000}
+    """p50 ... p99.9, max and mean in ms of latencies given in seconds (HdrHistogram)."""
+    return hdr.summary(hdr.from_seconds(values))
 
 
 async def run(cfg: Config) -> Result:
@@ -131,7 +136,9 @@ async def run(cfg: Config) -> Result:
     counted = msgspec.json.Decoder(_Counted)
     created = msgspec.json.Decoder(_Created)
     accepted_at: dict[str, float] = {}
-    latencies: list[float] = []
+    accepted_body: dict[str, int] = {}
+    latencies = hdr.new()
+    by_second = [hdr.new(2) for _ in range(int(cfg.seconds) + 1)]
     statuses: dict[str, int] = {}
     per_second = [0] * (int(cfg.seconds) + 1)
     stats = {"requests": 0, "ok": 0, "errors": 0, "items": 0}
@@ -139,14 +146,17 @@ async def run(cfg: Config) -> Result:
     loop_start = time.perf_counter()
     win_start = loop_start + cfg.warmup
     win_end = win_start + cfg.seconds
-    interval = cfg.clients / cfg.rate if cfg.rate else 0.0
+    schedule = hdr.Schedule(loop_start, cfg.rate, cfg.clients) if cfg.rate else None
     wall: dict[str, float] = {}
 
     async def signal() -> None:
         await asyncio.sleep(max(0.0, win_start - time.perf_counter()))
         wall["start"], wall["cpu0"] = time.time(), _cpu()
         print("window-start", flush=True)
-        await asyncio.sleep(max(0.0, win_end - time.perf_counter()))
+        while (left := win_end - time.perf_counter()) > 0:
+            await asyncio.sleep(min(0.5, left))
+            print(f"progress {time.perf_counter() - win_start:.2f} {stats['ok']} "
+                  f"{stats['errors']}", flush=True)
         wall["end"], wall["cpu1"] = time.time(), _cpu()
         print("window-end", flush=True)
 
@@ -160,8 +170,8 @@ async def run(cfg: Config) -> Result:
                 _Connection, parts.hostname, parts.port)
         k = 0
         while True:
-            if cfg.rate:
-                scheduled = loop_start + (n / cfg.clients + k) * interval
+            if schedule is not None:
+                scheduled = schedule.at(n, k)
                 delay = scheduled - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -189,14 +199,18 @@ async def run(cfg: Config) -> Result:
             statuses[str(status)] = statuses.get(str(status), 0) + 1
             if 200 <= status < 300:
                 stats["ok"] += 1
-                latencies.append(done - scheduled)
-                per_second[min(len(per_second) - 1, int(done - win_start))] += 1
+                second = min(len(per_second) - 1, int(done - win_start))
+                hdr.record_s(latencies, done - scheduled)
+                hdr.record_s(by_second[second], done - scheduled)
+                per_second[second] += 1
                 if cfg.count_accepted:
                     stats["items"] += counted.decode(answer).accepted
                 else:
                     stats["items"] += 1
                 if cfg.record_ids:
-                    accepted_at[created.decode(answer).id] = time.time()
+                    mid = created.decode(answer).id
+                    accepted_at[mid] = time.time()
+                    accepted_body[mid] = i
             else:
                 stats["errors"] += 1
                 if not first_error:
@@ -214,8 +228,14 @@ async def run(cfg: Config) -> Result:
         requests=stats["requests"], ok=stats["ok"], errors=stats["errors"], items=stats["items"],
         statuses=statuses, first_error=first_error[0] if first_error else None,
         window_s=cfg.seconds, window_start=wall["start"], window_end=wall["end"],
-        latencies_ms=percentiles(latencies), per_second=per_second,
-        cpu_s=wall["cpu1"] - wall["cpu0"], accepted_at=accepted_at)
+        latencies_ms=hdr.summary(latencies), per_second=per_second,
+        cpu_s=wall["cpu1"] - wall["cpu0"], accepted_at=accepted_at,
+        accepted_body=accepted_body, histogram=hdr.encode(latencies),
+        latency_per_second=[{k: v for k, v in hdr.summary(h).items() if k in ("p50", "p99")}
+                            for h in by_second],
+        open_loop=schedule is not None,
+        latency_from=("the scheduled send time (open loop: corrected for coordinated omission)"
+                      if schedule is not None else "the send time (closed loop)"))
 
 
 def main(argv: list[str]) -> int:

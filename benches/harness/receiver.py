@@ -4,7 +4,8 @@ Answers every POST with 204 and records, per message, the time its first
 `message.finished` event arrived (webhooks are at-least-once, so repeats are
 counted once) and its outcome and channels tried. Only `message.finished` bodies are
 parsed; other events are counted by a substring test, to keep the receiver cheap.
-`GET /stats` reports the counts (`?full=1`: and the arrival times by message);
+`GET /stats` reports the counts (`?full=1`: and the arrival time and outcome of each
+message);
 `POST /reset` forgets them.
 """
 
@@ -44,6 +45,7 @@ class Receiver:
     def reset(self, _: Request | None) -> Response:
         self.events = 0
         self.finished: dict[str, float] = {}
+        self.outcome_by_id: dict[str, str] = {}
         self.outcomes: dict[str, int] = {}
         return json_response(200, {"ok": True})
 
@@ -55,13 +57,15 @@ class Receiver:
                 self.finished[e.data.message_id] = time.time()
                 key = f"{e.data.outcome} via {'+'.join(a.channel or '?' for a in e.data.attempts)}"
                 self.outcomes[key] = self.outcomes.get(key, 0) + 1
+                self.outcome_by_id[e.data.message_id] = key
         return Response(204, b"", "text/plain")
 
     def stats(self, request: Request) -> Response:
         body: dict[str, Any] = {"events": self.events, "finished": len(self.finished),
                                 "outcomes": self.outcomes}
         if request.query_params().get("full"):
-            body.update(times=sorted(self.finished.values()), by_id=self.finished)
+            body.update(times=sorted(self.finished.values()), by_id=self.finished,
+                        outcome_by_id=self.outcome_by_id)
         return json_response(200, body)
 
 

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from benches.harness import payloads
+from benches.harness import cascades, payloads
 from benches.harness.deploy import Deployment, run_loadgen
-from benches.harness.loadgen import percentiles
 from benches.harness.procstat import tree_cpu
 
 
@@ -100,10 +96,25 @@ def single(seconds: float, *, clients: int = 64, rounds: int = 2,
             "ratio_per_cpu": per_cpu["hermes"] / per_cpu["trivial"], "runs": runs}
 
 
+def trivial(seconds: float, *, clients: int = 64, keep_logs: bool = False,
+            profile: Path | None = None) -> dict[str, Any]:
+    """The trivial Litestar endpoint alone (the HTTP ceiling)."""
+    with Deployment(keep_logs=keep_logs) as d:
+        url = d.start_trivial()
+        run = run_loadgen({"url": f"{url}/v1/messages", "bodies": payloads.singles("seed"),
+                           "clients": clients, "seconds": seconds, "warmup": 2.0,
+                           "label": "trivial Litestar"}, d.pids())
+    if run["errors"]:
+        raise RuntimeError(f"trivial: {run['errors']} failed; first: {run['first_error']}")
+    return {"scenario": "trivial", "clients": clients, "seconds": seconds,
+            "requests_per_s": run["ok"] / run["window_s"], "run": run}
+
+
 def e2e(seconds: float, *, kinds: tuple[str, ...] = ("first", "fallthrough"), clients: int = 32,
         batch: int = 0, rate: float | None = None, drain_s: float = 120.0,
         keep_logs: bool = False, profile: Path | None = None,
-        worker_loop: str = "asyncio", rates: tuple[float, ...] = ()) -> dict[str, Any]:
+        worker_loop: str = "asyncio", rates: tuple[float, ...] = (),
+        celery: bool = False, hermes: bool = True) -> dict[str, Any]:
     """Accepted to final webhook: API, worker, sandbox and a webhook receiver as processes.
 
     For each kind, a fresh tenant with a webhook endpoint at the receiver; the load runs for
@@ -115,99 +126,37 @@ def e2e(seconds: float, *, kinds: tuple[str, ...] = ("first", "fallthrough"), cl
     tenant each); a rate is sustained when every cascade ended as expected, final webhooks
     came in at 90% of the offered rate or more while the load ran, and the last one arrived
     within 2 s of the shortest cascade after the load stopped (no backlog).
+
+    With `celery`, the same kinds and rates then run against the Celery baseline
+    (`benches.harness.celery_cascade`) in the same deployment, Hermes's API and worker
+    stopped first so that the two never share the cores; results under `celery_kinds`.
+    `hermes=False` runs the Celery baseline alone.
     """
     out: dict[str, Any] = {"scenario": "e2e", "clients": clients, "batch": batch, "rate": rate,
                            "seconds": seconds, "worker_loop": worker_loop, "kinds": {}}
     with Deployment(keep_logs=keep_logs) as d:
         d.start_sandbox()
-        api = d.start_api()
-        d.start_worker(worker_loop)
         receiver = d.start_receiver()
         plan = [(kind, r) for kind in kinds for r in (rates or (rate,))]
-        for kind, rate in plan:
-            tenant = d.new_tenant()
-            headers = {"authorization": tenant["auth"]}
-            r = httpx.post(f"{api}/v1/webhooks/endpoints", json={"url": f"{receiver}/hook"},
-                           headers=headers, timeout=10)
-            r.raise_for_status()
-            httpx.post(f"{receiver}/reset", timeout=10).raise_for_status()
-            if batch:
-                config = {"url": f"{api}/v1/messages/batch",
-                          "bodies": payloads.batches(kind, batch), "count_accepted": True}
-            else:
-                config = {"url": f"{api}/v1/messages", "bodies": payloads.singles(kind),
-                          "record_ids": True}
-            config.update(headers=headers, clients=clients, seconds=seconds, warmup=0.0,
-                          rate=rate)
-            cpu0, pg0 = tree_cpu(d.pids()), d.pg_activity()
-            run = run_loadgen(config, d.pids(),
-                              _profile(d, profile, ("api", "worker", "sandbox"), f"e2e-{kind}"))
-            if run["errors"]:
-                raise RuntimeError(f"e2e/{kind}: {run['errors']} failed; "
-                                   f"first: {run['first_error']}")
-            stats = _drain(receiver, run["items"], drain_s)
-            cpu1 = tree_cpu(d.pids())
-            time.sleep(0.6)  # PostgreSQL publishes its statistics every 0.5 s
-            pg1 = d.pg_activity()
-            figures = _e2e_figures(run, stats, cpu0, cpu1,
-                                   settle=3.0 if kind == "fallthrough" else 1.0)
-            # What each kind must end as; anything else (a step timer that ran out in a
-            # backlog, say) is reported, and not counted as a delivered cascade.
-            expected = EXPECTED_OUTCOME[kind]
-            figures["expected_outcome"] = expected
-            figures["delivered"] = stats["outcomes"].get(expected, 0)
-            figures["delivered_per_s"] = (figures["cascades_per_s"] * figures["delivered"]
-                                          / max(1, stats["finished"]))
-            # PostgreSQL work per finished cascade (the whole database, so the webhook
-            # deliveries and the sweep count too).
-            figures["postgres_per_cascade"] = {
-                k: round((v - pg0.get(k, 0)) / max(1, stats["finished"]), 2)
-                for k, v in pg1.items() if v != pg0.get(k, 0)}
-            figures["rate"] = rate
-            min_latency = 1.0 if kind == "fallthrough" else 0.05
-            figures["sustained"] = bool(
-                rate and figures["delivered"] == run["items"]
-                and figures["cascades_per_s_during_load"] >= 0.9 * rate
-                and figures["last_final_after_load_s"] <= min_latency + 2.0)
-            out["kinds"][f"{kind}@{rate:g}" if rates else kind] = figures
+        if hermes:
+            api = d.start_api()
+            d.start_worker(worker_loop)
+        for kind, r in plan if hermes else ():
+            figures = cascades.measure(
+                d, api, kind, headers=cascades.hermes_tenant(d, receiver), clients=clients,
+                seconds=seconds, rate=r, batch=batch, drain_s=drain_s,
+                label=f"hermes e2e-{kind}" + (f" @{r:g}/s" if r else ""),
+                profile=_profile(d, profile, ("api", "worker", "sandbox"), f"e2e-{kind}"))
+            out["kinds"][f"{kind}@{r:g}" if rates else kind] = figures
+        if celery:
+            d.stop("worker", "api")
+            web = d.start_celery(receiver)
+            cascades.warm_up(web, receiver, payloads.singles("first", 1)[0])
+            out["celery_kinds"] = {}
+            for kind, r in plan:
+                figures = cascades.measure(
+                    d, web, kind, headers={}, clients=clients, seconds=seconds, rate=r,
+                    drain_s=drain_s,
+                    label=f"celery e2e-{kind}" + (f" @{r:g}/s" if r else ""))
+                out["celery_kinds"][f"{kind}@{r:g}" if rates else kind] = figures
     return out
-
-
-EXPECTED_OUTCOME = {"first": "delivered via sms", "fallthrough": "delivered via sms+email"}
-
-
-def _drain(receiver: str, accepted: int, drain_s: float) -> dict[str, Any]:
-    deadline = time.monotonic() + drain_s
-    while True:
-        stats: dict[str, Any] = httpx.get(f"{receiver}/stats", timeout=30).json()
-        if stats["finished"] >= accepted or time.monotonic() > deadline:
-            full: dict[str, Any] = httpx.get(f"{receiver}/stats", params={"full": 1},
-                                             timeout=30).json()
-            return full
-        time.sleep(0.5)
-
-
-def _e2e_figures(run: dict[str, Any], stats: dict[str, Any], cpu0: dict[str, float],
-                 cpu1: dict[str, float], settle: float) -> dict[str, Any]:
-    times: list[float] = stats["times"]
-    start, end = run["window_start"], run["window_end"]
-    # Accepted (the API's answer) to final webhook, per message sent to the single endpoint.
-    by_id: dict[str, float] = stats["by_id"]
-    e2e_latency = [by_id[mid] - at for mid, at in run.pop("accepted_at", {}).items()
-                   if mid in by_id]
-    in_load = [t for t in times if start + settle <= t <= end]
-    last = times[-1] if times else end
-    return {
-        "accepted": run["items"], "finished": stats["finished"],
-        "unfinished": run["items"] - stats["finished"], "outcomes": stats["outcomes"],
-        "webhook_events": stats["events"],
-        "accepted_per_s": run["items"] / run["window_s"],
-        "cascades_per_s": stats["finished"] / max(1e-9, last - start),
-        "cascades_per_s_during_load": len(in_load) / max(1e-9, end - start - settle),
-        "last_final_after_load_s": last - end,
-        "api_latency_ms": run["latencies_ms"],
-        "accepted_to_final_ms": percentiles(e2e_latency),
-        "cpu_load_window": run["cpu"], "cpu_window_s": run["cpu_window_s"],
-        "cpu_until_drained": {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1},
-        "wall_until_drained_s": last - start, "run": run,
-    }
