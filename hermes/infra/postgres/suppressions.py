@@ -112,7 +112,8 @@ class PostgresSuppressionStore:
             cur = await conn.execute(
                 "DELETE FROM suppressions WHERE tenant_id = %s AND kind = %s AND address = %s"
                 " AND (%s::text[] IS NULL OR reason = ANY(%s))",
-                (tenant_id, kind, address, reasons, reasons))
+                (tenant_id, kind, address, None if reasons is None else list(reasons),
+                 None if reasons is None else list(reasons)))
             return cur.rowcount > 0
 
     async def page(self, tenant_id: UUID, *, kind: str | None, reason: str | None,
