@@ -91,5 +91,6 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             description="Multi-channel message broker with cascading fallback.",
             path="/schema",
         ),
+        logging_config=None,  # the process set up logging itself (hermes.observability)
         debug=False,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +24,9 @@ from hermes.observability import logging as logs
 from hermes.observability import metrics, tracing
 
 T = TypeVar("T")
+
+_api_log = logging.getLogger("hermes.api")
+_delivery_log = logging.getLogger("hermes.delivery")
 
 # The headers of the delivery job a task is working on (set only when tracing is on).
 _JOB_HEADERS: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
@@ -47,6 +51,7 @@ class accepting:  # a context manager on the hot path: a class, not a generator
 
     def __init__(self, message_id: UUID, tenant_id: UUID, accepted_at: datetime) -> None:
         logs.bind(message_id, tenant_id)
+        _api_log.debug("message accepted")
         self._span = None if not tracing.ENABLED else tracing.accept_span(
             message_id, tenant_id, "/v1/messages", int(accepted_at.timestamp() * 1e9))
 
@@ -119,7 +124,12 @@ async def attempt(job: _Job, provider: str, send: Awaitable[OutcomeT]) -> Outcom
                 span.set_attribute("hermes.result", outcome.outcome)
                 if outcome.code:
                     span.set_attribute("hermes.error_code", outcome.code)
-    metrics.attempt(job.channel, provider, outcome.outcome, time.perf_counter() - begun)
+    seconds = time.perf_counter() - begun
+    metrics.attempt(job.channel, provider, outcome.outcome, seconds)
+    if _delivery_log.isEnabledFor(logging.DEBUG):
+        _delivery_log.debug("attempt %s (%s via %s): %s %s in %.1f ms", job.attempt_id,
+                            job.channel, provider, outcome.outcome, outcome.code or "",
+                            seconds * 1000)
     return outcome
 
 

@@ -39,7 +39,8 @@ def _iso(created: float) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """`{"time", "level", "logger", "msg", "message_id"?, "tenant_id"?, "trace_id"?, "exc"?}`."""
+    """`{"time", "level", "logger", "msg"}`, plus `message_id`, `tenant_id`, `trace_id`,
+    `request_id` and `exc` when known."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {"time": _iso(record.created), "level": record.levelname.lower(),
@@ -49,9 +50,14 @@ class JsonFormatter(logging.Formatter):
             out["message_id"] = str(mid)
         if tid is not None:
             out["tenant_id"] = str(tid)
-        trace_id = tracing.current_trace_id()
-        if trace_id is not None:
-            out["trace_id"] = trace_id
+        if tracing.ENABLED:
+            # Outside a span, a message's own trace: its trace id is its id.
+            trace_id = tracing.current_trace_id() or (mid.hex if mid is not None else None)
+            if trace_id is not None:
+                out["trace_id"] = trace_id
+        rid = getattr(record, "request_id", None)
+        if rid is not None:
+            out["request_id"] = rid
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return msgspec.json.encode(out).decode()

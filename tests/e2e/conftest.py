@@ -31,8 +31,9 @@ def _ok(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def hermes_procs(settings: Settings, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[dict[str, str]]:
+def hermes_procs(settings: Settings, tmp_path_factory: pytest.TempPathFactory,
+                 request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Hermes as processes; a test module's `proc_env(logs_dir)` adds to their environment."""
     logs = tmp_path_factory.mktemp("procs")
     api_port, sandbox_port = free_port(), free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
@@ -40,6 +41,9 @@ def hermes_procs(settings: Settings, tmp_path_factory: pytest.TempPathFactory
     env.update(HERMES_DATABASE_URL=str(settings.database_url),
                HERMES_NATS_URL=str(settings.nats_url), HERMES_REDIS_URL=str(settings.redis_url),
                HERMES_SANDBOX_URL=sandbox_url, HERMES_API_PORT=str(api_port))
+    extra = getattr(request.module, "proc_env", None)
+    if extra is not None:
+        env.update(extra(logs))
     py = sys.executable
     procs = [
         ChildProcess("sandbox", [py, "-m", "hermes", "sandbox", "--port", str(sandbox_port),
