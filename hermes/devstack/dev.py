@@ -154,6 +154,8 @@ def _child_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, name)
         if value is not None:
             env[env_name(name)] = str(value)
+    if settings.log_format == "auto":
+        env[env_name("log_format")] = "text"  # its log files are read by people, not collectors
     return env
 
 
