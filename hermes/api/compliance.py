@@ -72,7 +72,7 @@ def _one(req: MessageCreate, spec: MessageSpec, contact: Contact | None,
         return Checked(spec)
     # The contact's own window if it has one, else the tenant's; the contact's time
     # zone, else the window's.
-    window = _window(getattr(contact, "quiet_hours", None)) or tenant_window
+    window = _window(contact.quiet_hours if contact is not None else None) or tenant_window
     zone = (contact.timezone if contact is not None else None) or \
         (window.timezone if window is not None else None) or \
         (tenant_window.timezone if tenant_window is not None else None)

@@ -21,6 +21,7 @@ from litestar.params import FromPath, JSONBody
 from hermes import _core
 from hermes.api.ingest import now_ms
 from hermes.bootstrap import Container
+from hermes.domain.compliance import QuietHours, check_window
 from hermes.domain.errors import Code, FieldError, HermesError
 from hermes.domain.plan import Contact
 from hermes.domain.tenancy import Principal
@@ -42,6 +43,9 @@ class ContactPut(msgspec.Struct, forbid_unknown_fields=True):
     whatsapp: str | None = None
     locale: str | None = None
     timezone: str | None = None
+    # The contact's own quiet hours, in place of the tenant's (`timezone` optional: the
+    # contact's `timezone` applies first).
+    quiet_hours: QuietHours | None = None
 
 
 class ContactView(msgspec.Struct):
@@ -53,6 +57,7 @@ class ContactView(msgspec.Struct):
     whatsapp: str | None
     locale: str | None
     timezone: str | None
+    quiet_hours: QuietHours | None
     created_at: datetime
     updated_at: datetime
 
@@ -65,8 +70,10 @@ def _view(r: ContactRecord) -> ContactView:
     c = r.contact
     return ContactView(external_id=c.external_id, object="contact", phone=c.phone,
                        email=c.email, push_tokens=list(c.push_tokens), whatsapp=c.whatsapp,
-                       locale=c.locale, timezone=c.timezone, created_at=r.created_at,
-                       updated_at=r.updated_at)
+                       locale=c.locale, timezone=c.timezone,
+                       quiet_hours=None if c.quiet_hours is None
+                       else msgspec.convert(c.quiet_hours, QuietHours),
+                       created_at=r.created_at, updated_at=r.updated_at)
 
 
 def _check_external_id(external_id: str) -> None:
@@ -105,6 +112,11 @@ def normalise(external_id: str, body: ContactPut) -> Contact:
         errors.append(FieldError(Code.REQUEST_INVALID, "timezone",
                                  f"{body.timezone!r} is not an IANA time zone like "
                                  "'Europe/Copenhagen'"))
+    if body.quiet_hours is not None:
+        try:
+            check_window(body.quiet_hours, "quiet_hours")
+        except HermesError as exc:
+            errors += exc.errors
     if errors:
         detail = errors[0].detail if len(errors) == 1 else f"{len(errors)} problems; see errors"
         raise HermesError(errors[0].code, detail, errors=errors)
@@ -118,6 +130,7 @@ def normalise(external_id: str, body: ContactPut) -> Contact:
         whatsapp=first.whatsapp["e164"] if first.whatsapp else None,
         locale=body.locale,
         timezone=body.timezone,
+        quiet_hours=None if body.quiet_hours is None else msgspec.to_builtins(body.quiet_hours),
     )
 
 

@@ -38,6 +38,9 @@ class Contact(msgspec.Struct, frozen=True):
     whatsapp: str | None = None
     locale: str | None = None
     timezone: str | None = None
+    # The contact's own quiet hours (`{"start", "end"[, "timezone"]}`), in place of the
+    # tenant's; None: the tenant's apply.
+    quiet_hours: dict[str, str] | None = None
 
     def address(self) -> Address:
         return Address(phone=self.phone, email=self.email,

@@ -7,11 +7,12 @@ from datetime import datetime
 from uuid import UUID
 
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from hermes.domain.plan import Contact
 
-_COLUMNS = "external_id, phone, email, push_tokens, whatsapp, locale, timezone"
+_COLUMNS = "external_id, phone, email, push_tokens, whatsapp, locale, timezone, quiet_hours"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ def email_forms(key: str) -> list[str]:
     return list(dict.fromkeys([key, f"{local}@{domain.lower()}", key.lower()]))
 
 
+def _json(value: dict[str, str] | None) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
 class PostgresContactStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
@@ -41,14 +46,16 @@ class PostgresContactStore:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 f"INSERT INTO contacts (tenant_id, {_COLUMNS})"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (tenant_id, external_id) DO UPDATE SET"
                 " phone = EXCLUDED.phone, email = EXCLUDED.email,"
                 " push_tokens = EXCLUDED.push_tokens, whatsapp = EXCLUDED.whatsapp,"
-                " locale = EXCLUDED.locale, timezone = EXCLUDED.timezone, updated_at = now()"
+                " locale = EXCLUDED.locale, timezone = EXCLUDED.timezone,"
+                " quiet_hours = EXCLUDED.quiet_hours, updated_at = now()"
                 " RETURNING (xmax = 0)",
                 (tenant_id, contact.external_id, contact.phone, contact.email,
-                 contact.push_tokens, contact.whatsapp, contact.locale, contact.timezone),
+                 contact.push_tokens, contact.whatsapp, contact.locale, contact.timezone,
+                 _json(contact.quiet_hours)),
             )
             row = await cur.fetchone()
         return bool(row and row[0])
@@ -84,14 +91,16 @@ class PostgresContactStore:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 f"INSERT INTO contacts (tenant_id, {_COLUMNS})"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (tenant_id, external_id) DO UPDATE SET"
                 " phone = EXCLUDED.phone, email = EXCLUDED.email,"
                 " push_tokens = EXCLUDED.push_tokens, whatsapp = EXCLUDED.whatsapp,"
-                " locale = EXCLUDED.locale, timezone = EXCLUDED.timezone, updated_at = now()"
+                " locale = EXCLUDED.locale, timezone = EXCLUDED.timezone,"
+                " quiet_hours = EXCLUDED.quiet_hours, updated_at = now()"
                 " RETURNING (xmax = 0), created_at, updated_at",
                 (tenant_id, contact.external_id, contact.phone, contact.email,
-                 contact.push_tokens, contact.whatsapp, contact.locale, contact.timezone),
+                 contact.push_tokens, contact.whatsapp, contact.locale, contact.timezone,
+                 _json(contact.quiet_hours)),
             )
             row = await cur.fetchone()
         assert row is not None
@@ -107,7 +116,8 @@ class PostgresContactStore:
             return None
         return ContactRecord(Contact(external_id=r[0], phone=r[1], email=r[2],
                                      push_tokens=list(r[3]), whatsapp=r[4], locale=r[5],
-                                     timezone=r[6]), created_at=r[7], updated_at=r[8])
+                                     timezone=r[6], quiet_hours=r[7]),
+                             created_at=r[8], updated_at=r[9])
 
     async def resolve_many(self, tenant_id: UUID, keys: list[str]) -> dict[str, Contact]:
         """`resolve` for many keys in one query (a batch of messages naming contacts)."""

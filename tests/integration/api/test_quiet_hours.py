@@ -195,3 +195,30 @@ async def test_a_batch_defers_each_item_on_its_own(
                                  (results[0]["id"],))
         row = await cur.fetchone()
     assert row is not None and row[0] == end
+
+
+async def test_a_contacts_own_window_replaces_the_tenants(
+    client: Client, tenant: Tenant, set_window: Any,
+) -> None:
+    await set_window(tenant, {"start": "21:00", "end": "08:00", "timezone": "Europe/Copenhagen"})
+    resp = await client.put("/v1/contacts/shift-worker", headers=tenant.auth, json={
+        "phone": "+4520123456", "timezone": "Europe/Copenhagen",
+        "quiet_hours": {"start": "12:00", "end": "14:00"}})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["quiet_hours"] == {"start": "12:00", "end": "14:00"}
+    day = datetime.now(CPH).date() + timedelta(days=10)
+    midday = local_at(day, time(12, 30), CPH)
+    detail = await send(client, tenant, {"to": "shift-worker", "body": "x",
+                                         "send_at": midday.isoformat()})
+    assert at(detail["send_at"]) == local_at(day, time(14, 0), CPH)
+    night = local_at(day, time(23, 0), CPH)
+    detail = await send(client, tenant, {"to": "shift-worker", "body": "x",
+                                         "send_at": night.isoformat()})
+    assert at(detail["send_at"]) == night
+
+    bad = await client.put("/v1/contacts/shift-worker", headers=tenant.auth, json={
+        "phone": "+4520123456", "quiet_hours": {"start": "12:00", "end": "12:00",
+                                                "timezone": "Nowhere/Land"}})
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {"quiet_hours.end",
+                                                         "quiet_hours.timezone"}
