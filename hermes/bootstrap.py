@@ -21,6 +21,7 @@ from hermes.infra.postgres.messages import GroupCommitWriter
 from hermes.infra.postgres.pool import make_pool
 from hermes.infra.postgres.tenants import PostgresTenantStore
 from hermes.infra.redis.client import make_redis
+from hermes.infra.redis.ratelimit import RedisLimiter
 from hermes.ports import Probe, TenantStore
 from hermes.providers.accounts import AccountDirectory
 from hermes.providers.callbacks import CallbackIntake
@@ -58,6 +59,8 @@ class Container:
     google_tokens: GoogleTokens = _SET_AT_OPEN
     attempts: PostgresAttemptStore = _SET_AT_OPEN
     callbacks: CallbackIntake = _SET_AT_OPEN
+    # Rate limits and quotas (validation layer 8, and provider accounts' send rates).
+    limiter: RedisLimiter | None = None
     # Hot deploy: converges the registry on the active versions (started by the process).
     deploys: AdapterSync = _SET_AT_OPEN
 
@@ -114,6 +117,7 @@ async def open_container(settings: Settings, *, name: str) -> Container:
     container.http = ProviderHttp()
     container.google_tokens = GoogleTokens(container.http)
     container.attempts = PostgresAttemptStore(pool)
+    container.limiter = RedisLimiter(redis)
     container.callbacks = CallbackIntake(container.adapters, container.attempts,
                                          SnsVerifier(container.http))
     container.writer.start()

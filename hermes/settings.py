@@ -53,6 +53,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # Partitions of the cascade space; workers own shards by lease.
     shard_count: int = 16
 
+    # Validation layer 8, per tenant and per mode (test and live apart): a token bucket of
+    # messages (`rate_limit_per_s` a second, at most `rate_limit_burst` at once; 0 turns it
+    # off) and a daily quota of messages per UTC day (0: none). Tenants can be given their
+    # own through the admin API.
+    rate_limit_per_s: float = 1000.0
+    rate_limit_burst: int = 2000
+    daily_quota: int = 0
+
     log_level: str = "info"
     # `json` (one object per line), `text`, or `auto`: text on a terminal, JSON otherwise.
     log_format: str = "auto"
@@ -73,6 +81,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             raise SettingsError("db_pool_min must be >= 1 and <= db_pool_max")
         if self.shard_count < 1:
             raise SettingsError("shard_count must be >= 1")
+        if self.rate_limit_per_s < 0 or self.rate_limit_burst < 1 or self.daily_quota < 0:
+            raise SettingsError("rate_limit_per_s and daily_quota must be >= 0, "
+                                "rate_limit_burst >= 1")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingsError(f"log_level must be debug|info|warning|error, got {self.log_level}")
         if self.log_format not in {"auto", "json", "text"}:

@@ -15,6 +15,7 @@ import msgspec
 from hermes import _core
 from hermes.api import compliance
 from hermes.api.compliance import Checked
+from hermes.api import limits as layer8
 from hermes.api.ingest import accepted, conclude, decode_create, new_row, predraft, request_hash
 from hermes.api.problems import TYPE_PREFIX
 from hermes.bootstrap import Container
@@ -197,8 +198,13 @@ def answer(total: int, accepted: dict[int, tuple[UUID, str]],
 
 
 async def send(container: Container, principal: Principal, body: bytes, key: str | None,
-               now_ms: int) -> tuple[BatchResult, bool]:
-    """Validate, commit and start a batch; the answer and whether it replays an earlier one.
+               now_ms: int) -> tuple[BatchResult, bool, dict[str, str]]:
+    """Validate, commit and start a batch; the answer, whether it replays an earlier one,
+    and the RateLimit headers.
+
+    Layer 8 takes one token per item about to be committed, all or none (429 otherwise);
+    items an earlier attempt committed cost nothing, and neither do items found committed
+    concurrently (their tokens are given back).
 
     With an Idempotency-Key every item is committed under its own derived key, so a
     retry finds what the first attempt committed (even if it was cut short) and only
@@ -223,14 +229,28 @@ async def send(container: Container, principal: Principal, body: bytes, key: str
     rows = make_rows(principal, checked, shard_count=container.settings.shard_count,
                      now_ms=now_ms, idempotency_key=key, body_hash=body_hash)
     done = {i: (p.id, p.initial_status) for i, p in prior.items()}
-    if rows:
+    if not rows:
+        limit = await layer8.give_back(container, principal, 0)  # nothing to take: the state
+        return answer(len(items), done, errors), bool(prior), layer8.headers(limit)
+    limit = await layer8.admit(container, principal, len(rows))
+    took = len(rows) if limit is not None and not limit.degraded else 0
+    try:
         results = await container.writer.insert_many([r for _, r in rows])
-        for (index, row), result in zip(rows, results, strict=True):
-            a = accepted(row, result, body_hash)
-            done[index] = (UUID(a.id), a.status)
-            if not a.replayed:
-                container.publisher.submit(row.shard, start_command(principal, row))
-    return answer(len(items), done, errors), bool(prior)
+    except Exception:
+        if took:  # nothing was committed: the tokens go back
+            await layer8.give_back(container, principal, took)
+        raise
+    replays = 0
+    for (index, row), result in zip(rows, results, strict=True):
+        a = accepted(row, result, body_hash)
+        done[index] = (UUID(a.id), a.status)
+        if a.replayed:
+            replays += 1
+        else:
+            container.publisher.submit(row.shard, start_command(principal, row))
+    if replays and took:
+        limit = await layer8.give_back(container, principal, replays)
+    return answer(len(items), done, errors), bool(prior), layer8.headers(limit)
 
 
 def start_command(principal: Principal, row: NewMessage) -> StartCommand:

@@ -14,6 +14,7 @@ from litestar.params import FromPath, HeaderParameter, QueryParameter
 
 from hermes.api import batch as batching
 from hermes.api import compliance
+from hermes.api import limits as layer8
 from hermes.api.ingest import (
     Accepted,
     accepted,
@@ -59,6 +60,26 @@ class MessageAccepted(msgspec.Struct):
 def _accepted_body(a: Accepted) -> MessageAccepted:
     return MessageAccepted(id=a.id, object="message", status=a.status, created_at=a.created_at,
                            links=MessageLinks(self=f"/v1/messages/{a.id}"))
+
+
+def _answered(answer: Accepted, headers: dict[str, str]) -> Response[MessageAccepted]:
+    if answer.replayed:
+        headers = {**headers, "Idempotent-Replayed": "true"}
+    return Response(_accepted_body(answer), status_code=202, headers=headers or None)
+
+
+async def _replay(container: Container, principal: Principal, key: str,
+                  body_hash: bytes | None) -> Accepted | None:
+    """The first answer to this Idempotency-Key, if it was committed (None otherwise)."""
+    found = await PostgresMessageReader(container.pool).by_idempotency_keys(
+        principal.tenant_id, principal.mode, [key])
+    prior = found.get(key)
+    if prior is None:
+        return None
+    if prior.idempotency_hash != body_hash:
+        raise HermesError(Code.IDEMPOTENCY_CONFLICT,
+                          "this Idempotency-Key was first used with a different request body")
+    return Accepted(str(prior.id), prior.initial_status, prior.created_at, replayed=True)
 
 
 def _require(principal: Principal, scope: str) -> None:
@@ -108,12 +129,26 @@ class MessagesController(Controller):
         row = new_row(principal, checked.spec, req, shard_count=container.settings.shard_count,
                       idempotency_key=key, body_hash=body_hash, now_ms=now)
         compliance.annotate(row, checked)
-        result = await container.writer.insert(row)
-        answer = accepted(row, result, body_hash)
+        try:
+            limit = await layer8.admit(container, principal, 1)
+        except layer8.Refused as refused:
+            replay = await _replay(container, principal, key, body_hash) if key else None
+            if replay is None:
+                raise
+            return _answered(replay, layer8.headers(refused.decision))
+        took = limit is not None and not limit.degraded
+        try:
+            result = await container.writer.insert(row)
+            answer = accepted(row, result, body_hash)
+        except Exception:
+            if took:  # nothing was committed: the token goes back
+                await layer8.give_back(container, principal, 1)
+            raise
         if not answer.replayed:
             _start(container, principal, row)
-        headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
-        return Response(_accepted_body(answer), status_code=202, headers=headers)
+        elif took:
+            limit = await layer8.give_back(container, principal, 1)
+        return _answered(answer, layer8.headers(limit))
 
     @post("/batch", status_code=200,
           summary="Send up to 1,000 messages; a result per item",
@@ -131,10 +166,11 @@ class MessagesController(Controller):
     ) -> Response[batching.BatchResult]:
         _require(principal, "send")
         key = check_idempotency_key(idempotency_key)
-        result, replayed = await batching.send(container, principal, await request.body(), key,
-                                               now_ms())
-        headers = {"Idempotent-Replayed": "true"} if replayed else None
-        return Response(result, status_code=200, headers=headers)
+        result, replayed, headers = await batching.send(container, principal,
+                                                        await request.body(), key, now_ms())
+        if replayed:
+            headers = {**headers, "Idempotent-Replayed": "true"}
+        return Response(result, status_code=200, headers=headers or None)
 
     @get("/{message_id:uuid}", summary="A message: status, steps, attempts and timeline")
     async def read(self, message_id: FromPath[UUID], principal: NamedDependency[Principal],

@@ -229,6 +229,9 @@ class ScrapeCollector(Collector):
 
 
 SCRAPED = ScrapeCollector()
+# The families the scrape-time sources below produce (the dashboard and its test use these).
+SCRAPED_FAMILIES = ("hermes_jetstream_pending_messages", "hermes_jetstream_ack_pending_messages",
+                    "hermes_webhook_backlog")
 REGISTRY.register(SCRAPED)
 
 

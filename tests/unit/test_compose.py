@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -50,6 +52,68 @@ def test_database_credentials_match_the_postgres_service() -> None:
     pg = services["postgres"]["environment"]
     assert (url.username, url.password, url.path.lstrip("/")) == (
         pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"])
+
+
+def _target(job: dict[str, Any]) -> tuple[str, int]:
+    ((target,),) = [c["targets"] for c in job["static_configs"]]
+    host, _, port = target.partition(":")
+    return host, int(port)
+
+
+def test_prometheus_scrapes_the_api_and_worker_where_they_serve_metrics() -> None:
+    services = _compose()["services"]
+    prom = services["prometheus"]
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in \
+        prom["volumes"]
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert set(jobs) == {"hermes-api", "hermes-worker"}
+    assert all(j.get("metrics_path", "/metrics") == "/metrics" for j in jobs.values())
+
+    host, port = _target(jobs["hermes-api"])
+    api = services[host]
+    assert host == "api" and api["command"][0] == "api"
+    assert int(api["environment"]["HERMES_API_PORT"]) == port
+    assert api["environment"]["HERMES_API_HOST"] == "0.0.0.0"
+
+    host, port = _target(jobs["hermes-worker"])
+    worker = services[host]
+    assert host == "worker" and worker["command"][0] == "worker"
+    assert int(worker["environment"]["HERMES_WORKER_METRICS_PORT"]) == port
+    assert worker["environment"]["HERMES_METRICS_HOST"] == "0.0.0.0"
+    assert str(port) in worker["expose"]
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    services = _compose()["services"]
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in services["grafana"]["volumes"]}
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    dashboards_dir = mounts["./deploy/grafana/hermes.json"].rsplit("/", 1)[0]
+    prov = ROOT / "deploy/grafana/provisioning"
+    (source,) = yaml.safe_load((prov / "datasources/prometheus.yml").read_text())["datasources"]
+    assert urlparse(source["url"]).hostname == "prometheus" and "prometheus" in services
+    (provider,) = yaml.safe_load((prov / "dashboards/hermes.yml").read_text())["providers"]
+    assert provider["options"]["path"] == dashboards_dir
+
+
+def test_the_dashboard_queries_only_metrics_hermes_exports() -> None:
+    from hermes.observability.metrics import REGISTRY, SCRAPED_FAMILIES
+
+    exported = set(SCRAPED_FAMILIES)
+    for family in REGISTRY.collect():
+        exported |= {s.name for s in family.samples} | {family.name}
+    for family in REGISTRY.collect():  # every series of a histogram, even before any sample
+        if family.type == "histogram":
+            exported |= {family.name + s for s in ("_bucket", "_count", "_sum")}
+        elif family.type == "counter":
+            exported.add(family.name + "_total")
+    dashboard = json.loads((ROOT / "deploy/grafana/hermes.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 15
+    used = {m for e in exprs for m in re.findall(r"\bhermes_[a-z_]+", e)}
+    assert used - exported == set()
+    sources = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p.get("targets", [])}
+    assert sources == {"prometheus"}
 
 
 def test_dockerfile_runs_the_hermes_cli() -> None:
