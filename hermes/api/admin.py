@@ -26,9 +26,21 @@ class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
+class LimitsUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """Merged into the tenant's limits: a field left out stays, null returns it to the
+    platform default, 0 turns the rate limit or the quota off for this tenant."""
+
+    rate_per_s: Annotated[float, msgspec.Meta(ge=0)] | msgspec.UnsetType | None = msgspec.UNSET
+    burst: Annotated[int, msgspec.Meta(ge=1)] | msgspec.UnsetType | None = msgspec.UNSET
+    daily_quota: Annotated[int, msgspec.Meta(ge=0)] | msgspec.UnsetType | None = msgspec.UNSET
+
+
 class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     status: Literal["active", "suspended"] | None = None
+    # Messages per second, burst and daily quota (test and live keys each have their own
+    # bucket and count); every API process applies a change within 5 s.
+    limits: LimitsUpdate | None = None
     # A daily window in which sends wait (null: none); absent leaves it as it is.
     quiet_hours: QuietHours | UnsetType | None = UNSET
 
@@ -105,7 +117,8 @@ class AdminController(Controller):
             raise HermesError(Code.REQUEST_NOT_FOUND, "no such tenant")
         return await _with_quiet_hours(container, tenant)
 
-    @patch("/tenants/{tenant_id:str}", summary="Rename, suspend or reactivate a tenant")
+    @patch("/tenants/{tenant_id:str}",
+           summary="Rename, suspend or reactivate a tenant; set its rate limit and quota")
     async def update_tenant(self, tenant_id: FromPath[str], data: JSONBody[TenantUpdate],
                             admin: NamedDependency[str],
                             container: NamedDependency[Container]) -> Tenant:
@@ -122,7 +135,9 @@ class AdminController(Controller):
             window = None if data.quiet_hours is None else msgspec.to_builtins(data.quiet_hours)
             if not await layer7.set_quiet_hours(tid, window):
                 raise HermesError(Code.REQUEST_NOT_FOUND, "no such tenant")
-        tenant = await container.tenants.update_tenant(tid, name=data.name, status=data.status)
+        limits = None if data.limits is None else msgspec.to_builtins(data.limits)
+        tenant = await container.tenants.update_tenant(tid, name=data.name, status=data.status,
+                                                       limits=limits)
         if tenant is None:
             raise HermesError(Code.REQUEST_NOT_FOUND, "no such tenant")
         return await _with_quiet_hours(container, tenant)

@@ -14,6 +14,7 @@ import msgspec
 
 from hermes import _core
 from hermes.api import compliance
+from hermes.api import limits as layer8
 from hermes.api.compliance import Checked
 from hermes.api import limits as layer8
 from hermes.api.ingest import accepted, conclude, decode_create, new_row, predraft, request_hash

@@ -31,11 +31,13 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from hermes.delivery import throttle
 from hermes.delivery.sender import Outcome, Sender, failure
 from hermes.domain.errors import Code, catalogue
 from hermes.domain.jobs import ENCODER, JOB_DECODER, AttemptResult, DeliveryJob, events_subject
 from hermes.infra.nats.connection import NatsConnection
 from hermes.infra.postgres.attempts import Answer, AttemptRow, PostgresAttemptStore
+from hermes.infra.redis.ratelimit import RedisLimiter
 from hermes.observability import hooks, metrics
 from hermes.providers.accounts import AccountDirectory, ensure_sandbox_accounts
 from hermes.providers.quarantine import TRAP_CODES, TrapMonitor
@@ -75,6 +77,7 @@ class DeliveryMetrics:
     duplicate_window_hits: int = 0
     closed_unsent: int = 0  # jobs whose cascade ended before they were sent
     retried: int = 0
+    throttled: int = 0  # jobs put back because their account's send rate was used up
     trap_retries: int = 0  # jobs put back because their adapter version trapped
 
 
@@ -101,6 +104,7 @@ class DeliveryWorker:
         ack_wait: float = ACK_WAIT_S,
         keepalive: float = KEEPALIVE_S,
         metrics: DeliveryMetrics = METRICS,
+        limiter: RedisLimiter | None = None,
         traps: TrapMonitor | None = None,
     ) -> None:
         self.nats = nats
@@ -115,6 +119,7 @@ class DeliveryWorker:
         self.ack_wait = ack_wait
         self.keepalive = keepalive
         self.metrics = metrics
+        self.limiter = limiter  # providers' send rates (`config.rate_limit_per_s`)
         self.traps = traps
 
     @classmethod
@@ -122,6 +127,7 @@ class DeliveryWorker:
         sender = Sender(container.adapters, container.http, container.google_tokens,
                         public_url=container.settings.callback_base_url)
         options.setdefault("traps", container.deploys.monitor if container.deploys else None)
+        options.setdefault("limiter", container.limiter)
         return cls(nats=container.nats, accounts=container.accounts,
                    attempts=container.attempts, sender=sender, **options)
 
@@ -215,6 +221,10 @@ class DeliveryWorker:
                 return
             await self.publish(job.shard, result)
             await msg.ack()
+        except throttle.Throttled as wait:  # back to the stream; the slot goes to other jobs
+            self.metrics.throttled += 1
+            await _quietly(msg.nak(delay=throttle.delay(wait.wait_s,
+                                                        msg.metadata.num_delivered)))
         except Exception as exc:  # PostgreSQL or NATS unavailable: retry the job later
             self.metrics.retried += 1
             log.warning("delivery of attempt %s will be retried: %s", job.attempt_id, exc)
@@ -233,6 +243,7 @@ class DeliveryWorker:
 
         `TrapRetry` when the adapter version trapped before sending and the job has been
         delivered fewer than TRAP_RETRIES times: the attempt is pending again."""
+        await self._take_send_token(job)
         if not await self.attempts.claim(job.attempt_id):
             row = await self.attempts.get(job.attempt_id)
             if row is None:
@@ -265,6 +276,20 @@ class DeliveryWorker:
         await self.attempts.answer(_answer(job, outcome))
         self._count(outcome)
         return _result(job, outcome)
+
+    async def _take_send_token(self, job: DeliveryJob) -> None:
+        """A token from the account's send rate, taken before the attempt is claimed so a
+        throttled job goes back to the stream with its attempt still pending; `Throttled`
+        when there is none. (A redelivered job whose attempt was answered also takes one.)"""
+        if self.limiter is None:
+            return
+        account = await self.accounts.get(job.account_id)
+        limits = None if account is None else throttle.account_limits(account.config)
+        if limits is None:
+            return
+        decision = await self.limiter.take(throttle.partition(job.account_id), limits)
+        if not decision.allowed:
+            raise throttle.Throttled(decision.retry_after_s)
 
     async def _redelivered(self, job: DeliveryJob, row: AttemptRow) -> AttemptResult | None:
         if row.status == "pending":

@@ -68,5 +68,6 @@ def test_every_field_has_an_environment_variable() -> None:
 def _sample(name: str) -> str:
     samples = {"api_port": "8123", "max_body_bytes": "1024", "db_pool_min": "1",
                "db_pool_max": "3", "shard_count": "2", "readiness_timeout_s": "0.5",
+               "rate_limit_per_s": "2.5", "rate_limit_burst": "5", "daily_quota": "100",
                "log_level": "debug"}
     return samples.get(name, f"value-of-{name}")
