@@ -8,7 +8,17 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
+from hermes.api.limits import limits_for
+from hermes.bootstrap import Container
 from hermes.domain.tenancy import Principal
+
+
+class AccountLimits(msgspec.Struct):
+    """The limits this key's requests are held to (0: none)."""
+
+    rate_per_s: float
+    burst: int
+    daily_quota: int
 
 
 class Account(msgspec.Struct):
@@ -17,6 +27,7 @@ class Account(msgspec.Struct):
     key_id: UUID
     mode: str
     scopes: list[str]
+    limits: AccountLimits
 
 
 class AccountController(Controller):
@@ -24,11 +35,15 @@ class AccountController(Controller):
     tags = ["account"]
 
     @get("/", summary="The tenant and mode of the API key used")
-    async def account(self, principal: NamedDependency[Principal]) -> Account:
+    async def account(self, principal: NamedDependency[Principal],
+                      container: NamedDependency[Container]) -> Account:
+        limits = limits_for(principal, container.settings)
         return Account(
             tenant_id=principal.tenant_id,
             tenant_name=principal.tenant_name,
             key_id=principal.key_id,
             mode=principal.mode,
             scopes=list(principal.scopes),
+            limits=AccountLimits(rate_per_s=limits.rate_per_s, burst=limits.burst,
+                                 daily_quota=limits.daily_quota),
         )

@@ -16,7 +16,6 @@ from hermes import _core
 from hermes.api import compliance
 from hermes.api import limits as layer8
 from hermes.api.compliance import Checked
-from hermes.api import limits as layer8
 from hermes.api.ingest import accepted, conclude, decode_create, new_row, predraft, request_hash
 from hermes.api.problems import TYPE_PREFIX
 from hermes.bootstrap import Container

@@ -177,14 +177,15 @@ class RedisLimiter:
             return _open(limits, day_end - now, degraded=True)
         bucket, counter = self.keys(partition, day)
         keys = [bucket, counter] if limits.daily_quota > 0 else [bucket]
-        args = [repr(float(limits.rate_per_s)), limits.burst, cost, limits.daily_quota, day_end,
-                "" if self.clock is None else str(int(now * 1_000_000))]
+        args: list[str | int] = [
+            repr(float(limits.rate_per_s)), limits.burst, cost, limits.daily_quota, day_end,
+            "" if self.clock is None else str(int(now * 1_000_000))]
         try:
             try:
-                raw = await self.redis.evalsha(SHA, len(keys), *keys, *args)  # type: ignore[misc]
+                raw = await self.redis.evalsha(SHA, len(keys), *keys, *args)
             except NoScriptError:
-                await self.redis.script_load(SCRIPT)  # type: ignore[no-untyped-call]
-                raw = await self.redis.evalsha(SHA, len(keys), *keys, *args)  # type: ignore[misc]
+                await self.redis.script_load(SCRIPT)
+                raw = await self.redis.evalsha(SHA, len(keys), *keys, *args)
         except (RedisError, OSError) as exc:
             self._skip_until = time.monotonic() + OUTAGE_BACKOFF_S
             log.warning("rate limiter: Redis did not answer (%s: %s); admitting without a "
