@@ -184,6 +184,33 @@ def duplicate_send() -> None:
     DUPLICATE_SENDS.inc()
 
 
+# -- the provider sandbox (`hermes sandbox --metrics-port`) ---------------------------
+
+SANDBOX_REQUESTS = Counter(
+    "hermes_sandbox_requests", "Requests the provider sandbox answered, by provider and status",
+    ["provider", "status"], registry=REGISTRY)
+SANDBOX_RECEIPTS = Counter(
+    "hermes_sandbox_receipts", "Receipt callbacks the sandbox sent, by provider and the HTTP "
+    "status they got (none: no answer)", ["provider", "status"], registry=REGISTRY)
+_sandbox: dict[tuple[str, str, int | None], Any] = {}
+
+
+def sandbox_request(provider: str, status: int) -> None:
+    _sandbox_count(SANDBOX_REQUESTS, "request", provider, status)
+
+
+def sandbox_receipt(provider: str, status: int | None) -> None:
+    _sandbox_count(SANDBOX_RECEIPTS, "receipt", provider, status)
+
+
+def _sandbox_count(counter: Counter, kind: str, provider: str, status: int | None) -> None:
+    key = (kind, provider, status)
+    child = _sandbox.get(key)
+    if child is None:
+        child = _sandbox[key] = counter.labels(provider, "none" if status is None else str(status))
+    child.inc()
+
+
 # -- values read when scraped -----------------------------------------------------
 
 ENGINE_TIMERS = Gauge("hermes_engine_pending_timers",

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from hermes.observability import metrics
 from hermes.sandbox.poster import HttpPoster, PostError
 from hermes.sandbox.state import SandboxState
 
@@ -126,6 +127,7 @@ class ReceiptDispatcher:
                     status = await self._client.post(receipt.url, receipt.body, receipt.headers)
                 except (PostError, OSError, TimeoutError) as exc:
                     error = f"{type(exc).__name__}: {exc}"
+            metrics.sandbox_receipt(receipt.provider, status)
             self._state.receipts.append({
                 "provider": receipt.provider,
                 "url": receipt.url,

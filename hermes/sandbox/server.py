@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+from hermes.observability import server as metrics_server
 from hermes.sandbox import control, fcm, google_oauth, messente, ses, twilio, whatsapp
 from hermes.sandbox.common import Context
 from hermes.sandbox.http import HttpServer, Router, start_server
@@ -103,7 +104,7 @@ class Sandbox:
 
 
 async def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
-                handle_signals: bool = True, **options: Any) -> None:
+                handle_signals: bool = True, metrics_port: int = 0, **options: Any) -> None:
     """Run the sandbox until cancelled (or SIGINT/SIGTERM when `handle_signals`).
 
     To embed it next to other servers in one loop, pass `handle_signals=False`
@@ -116,9 +117,13 @@ async def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
     for sig in (signal.SIGINT, signal.SIGTERM) if handle_signals else ():
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    scrapes = (asyncio.create_task(metrics_server.serve(host, metrics_port, stop))
+               if metrics_port else None)
     try:
         await stop.wait()
     finally:
+        if scrapes is not None:
+            await scrapes
         await sandbox.stop()
 
 
@@ -133,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ses-endpoint", default=None,
                         help="SNS subscription endpoint for the default SES configuration set")
     parser.add_argument("--public-url", default=None)
+    parser.add_argument("--metrics-port", type=int, default=0,
+                        help="serve Prometheus /metrics on this port (0: off)")
     args = parser.parse_args(argv)
     from hermes.sandbox.credentials import SES
 
@@ -142,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "whatsapp_webhook": args.whatsapp_webhook,
         "ses_endpoints": {SES.configuration_set: args.ses_endpoint} if args.ses_endpoint else None,
         "public_url": args.public_url,
+        "metrics_port": args.metrics_port,
     }
     try:
         import uvloop

@@ -7,6 +7,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from hermes.observability import metrics
 from hermes.sandbox.outcomes import Outcome
 
 RECORD_LIMIT = 10_000  # requests and receipts kept for inspection, oldest dropped
@@ -63,6 +64,7 @@ class SandboxState:
         body: Any, status: int, outcome: Outcome | None,
     ) -> None:
         self._sequence += 1
+        metrics.sandbox_request(provider, status)
         self.requests.append({
             "id": self._sequence,
             "provider": provider,

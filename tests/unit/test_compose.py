@@ -67,7 +67,7 @@ def test_prometheus_scrapes_the_api_and_worker_where_they_serve_metrics() -> Non
         prom["volumes"]
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
-    assert set(jobs) == {"hermes-api", "hermes-worker"}
+    assert set(jobs) == {"hermes-api", "hermes-worker", "hermes-sandbox"}
     assert all(j.get("metrics_path", "/metrics") == "/metrics" for j in jobs.values())
 
     host, port = _target(jobs["hermes-api"])
@@ -82,6 +82,13 @@ def test_prometheus_scrapes_the_api_and_worker_where_they_serve_metrics() -> Non
     assert int(worker["environment"]["HERMES_WORKER_METRICS_PORT"]) == port
     assert worker["environment"]["HERMES_METRICS_HOST"] == "0.0.0.0"
     assert str(port) in worker["expose"]
+
+    host, port = _target(jobs["hermes-sandbox"])
+    command = services[host]["command"]
+    assert host == "sandbox" and command[0] == "sandbox"
+    assert int(command[command.index("--metrics-port") + 1]) == port
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert str(port) in services[host]["expose"]
 
 
 def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:

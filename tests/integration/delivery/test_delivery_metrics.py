@@ -14,6 +14,12 @@ def attempts(result: str) -> float:
     return sample("hermes_attempts_total", channel="sms", provider="twilio_sms", result=result)
 
 
+def sandbox_requests(provider: str) -> float:
+    return sum(s.value for m in REGISTRY.collect() if m.name == "hermes_sandbox_requests"
+               for s in m.samples if s.name.endswith("_total")
+               and s.labels["provider"] == provider)
+
+
 def adapter_calls(op: str) -> float:
     return sum(s.value for m in REGISTRY.collect() if m.name == "hermes_adapter_call_seconds"
                for s in m.samples if s.name.endswith("_count")
@@ -25,7 +31,8 @@ async def test_an_accepted_send_counts_one_attempt_its_time_and_two_adapter_call
     before = (attempts("accepted"), attempts("provider_error"),
               sample("hermes_attempt_duration_seconds_count", channel="sms",
                      provider="twilio_sms"),
-              adapter_calls("build_request"), adapter_calls("parse_response"))
+              adapter_calls("build_request"), adapter_calls("parse_response"),
+              sandbox_requests("twilio"))
     result = await world.deliver(await world.job("sms", "+447400000001", TWILIO))
     assert result.outcome == "accepted"
     assert attempts("accepted") == before[0] + 1
@@ -34,6 +41,7 @@ async def test_an_accepted_send_counts_one_attempt_its_time_and_two_adapter_call
                   provider="twilio_sms") == before[2] + 1
     assert adapter_calls("build_request") == before[3] + 1
     assert adapter_calls("parse_response") == before[4] + 1
+    assert sandbox_requests("twilio") == before[5] + 1  # the sandbox counts what it answered
 
 
 async def test_a_provider_500_counts_as_a_provider_error(world: World) -> None:
