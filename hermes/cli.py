@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Listed for --help; main() hands `hermes sandbox ...` to the sandbox's own parser.
     sub.add_parser("sandbox", help="run the provider sandbox alone (see `hermes sandbox --help`)")
+    # Listed for --help; main() hands `hermes bench ...` to the harness's own parser.
+    sub.add_parser("bench", help="throughput harness from a checkout (see `hermes bench --help`)")
 
     tok = sub.add_parser("admin-token", help="create an admin token for /admin/v1/ (shown once)")
     tok.set_defaults(func=cmd_admin_token)
@@ -125,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hermes.sandbox.server import main as sandbox_main
 
         return sandbox_main(argv[1:])
+    if argv[:1] == ["bench"]:
+        from hermes.bench_cli import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -1,4 +1,21 @@
-"""`hermes bench SCENARIO [options]`, or `python -m benches.harness SCENARIO [options]`."""
+"""`hermes bench SCENARIO [options]` (or `python -m benches.harness SCENARIO [options]`).
+
+Scenarios, each on a private stack started for it:
+  ingest-single    POST /v1/messages, alternating rounds with a trivial Litestar endpoint
+  ingest-batch     POST /v1/messages/batch (500 per batch): durable ingest
+  e2e-first        accepted to final webhook, the first step (SMS) delivered; open-loop
+                   sweep (--rate), then the same against the Celery + Redis baseline
+  e2e-fallthrough  the same, SMS never confirmed (1 s), then email delivered
+  mix              70% SMS delivered, 15% fall through to email, 10% provider 500 with
+                   failover to the second SMS provider, 5% never confirmed
+  baselines        trivial Litestar alone, the Celery cascade alone, wasmtime PyPI against
+                   the core's adapter runtime, asyncio timers against the core's wheel
+  all              ingest-batch, ingest-single, e2e (both kinds, with Celery), mix and the
+                   in-process baselines
+
+Open-loop latencies are measured from each request's scheduled send time (corrected for
+coordinated omission); closed-loop ones from the moment each was sent.
+"""
 
 from __future__ import annotations
 
@@ -124,7 +141,28 @@ def run_one(name: str, args: argparse.Namespace, common: dict[str, Any]) -> dict
     return scenarios.e2e(seconds, kinds=kinds, batch=args.batch or 0,
                          rate=rates[0] if len(rates) == 1 else None,
                          rates=rates if len(rates) > 1 else (), worker_loop=args.worker_loop,
-                         celery=not args.no_celery, hermes=name != "celery", **common)
+                         celery=not args.no_celery, hermes=name != "celery",
+                         celery_pool=(args.celery_pool, args.celery_concurrency), **common)
+
+
+def reproduce(step: str, args: argparse.Namespace) -> str:
+    """The command that measures this step again (`{kind}`: the e2e kind's scenario)."""
+    opts = f"--seconds {args.seconds:g}" + (f" --clients {args.clients}" if args.clients else "")
+    if step == "ingest-batch":
+        return f"hermes bench ingest-batch {opts}" + (f" --batch {args.batch}" if args.batch
+                                                       else "")
+    if step == "ingest-single":
+        return f"hermes bench ingest-single {opts} --rounds {args.rounds}"
+    if step == "mix":
+        return f"hermes bench mix {opts} --mix-rate {args.mix_rate:g}"
+    if step in ("trivial", "celery"):
+        return (f"hermes bench baselines {opts} --rate {args.rate} --celery-pool "
+                f"{args.celery_pool} --celery-concurrency {args.celery_concurrency}")
+    if step == "baselines":
+        return "hermes bench baselines"
+    celery = (" --no-celery" if args.no_celery else
+              f" --celery-pool {args.celery_pool} --celery-concurrency {args.celery_concurrency}")
+    return f"hermes bench {{kind}} {opts} --rate {args.rate}{celery}"
 
 
 def plan(scenario: str) -> list[str]:
@@ -138,7 +176,8 @@ def plan(scenario: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m benches.harness") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__)
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scenario", choices=[*SCENARIOS, *ALIASES])
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
     p.add_argument("--clients", type=int, default=None, help="concurrent clients")
@@ -152,6 +191,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m benches.harness")
                    help="mix: open loop at this many messages/s (default 150)")
     p.add_argument("--no-celery", action="store_true",
                    help="e2e: skip the Celery + Redis baseline cascade")
+    p.add_argument("--celery-pool", choices=["prefork", "threads", "solo"], default="prefork",
+                   help="the Celery baseline's worker pool (default prefork)")
+    p.add_argument("--celery-concurrency", type=int, default=2,
+                   help="the Celery worker's pool size (default 2: a process per core)")
     p.add_argument("--worker-loop", choices=["asyncio", "uvloop"], default="asyncio",
                    help="e2e: the worker's event loop (`hermes worker` uses asyncio's)")
     p.add_argument("--json", type=Path, default=None, help="write the full results here")
@@ -180,6 +223,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benches.harness")
         extra = {} if step == "baselines" else common
         load_before, started = load_average(), time.time()
         result = run_one(step, args, extra)
+        result["reproduce"] = reproduce(step, args)
         result["run_info"] = {"started": started, "finished": time.time(),
                               "load_before": load_before, "load_after": load_average()}
         doc["results"].append(result)

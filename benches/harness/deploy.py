@@ -117,11 +117,11 @@ class Deployment:
         self.urls["receiver"] = url
         return url
 
-    def start_celery(self, receiver: str) -> str:
+    def start_celery(self, receiver: str, pool: str = "prefork", concurrency: int = 2) -> str:
         """The Celery baseline (`benches.harness.celery_cascade`): its web app and a worker
-        (prefork pool, 2 processes: one per core, Celery's default here), with the stack's
-        Redis (database 1) as broker, sending through the same sandbox and reporting to the
-        same webhook receiver as Hermes. Returns the web app's URL."""
+        (by default the prefork pool with one process per core, Celery's default here), with
+        the stack's Redis (database 1) as broker, sending through the same sandbox and
+        reporting to the same webhook receiver as Hermes. Returns the web app's URL."""
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         broker = self.env["HERMES_REDIS_URL"].rstrip("/").rsplit("/", 1)
@@ -132,7 +132,7 @@ class Deployment:
                                    "--port", str(port)], url + "/schema/openapi.json")
         child = ChildProcess("celery", [sys.executable, "-m", "celery", "-A",
                                         "benches.harness.celery_cascade", "worker",
-                                        "--pool", "prefork", "--concurrency", "2",
+                                        "--pool", pool, "--concurrency", str(concurrency),
                                         "--loglevel", "WARNING", "--without-gossip",
                                         "--without-mingle", "--without-heartbeat"],
                              log_path=self.root / "logs" / "celery.log", env=self.env, cwd=ROOT)
@@ -303,6 +303,9 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
         path.unlink(missing_ok=True)
         out.unlink(missing_ok=True)
     result["cpu"] = {name: after[name] - before[name] for name in before}

@@ -1,88 +1,198 @@
-"""Markdown tables from harness results: `python -m benches.harness.markdown RESULT.json ...`."""
+"""BENCHMARKS.md's generated section, from the harness's JSON output.
+
+    python -m benches.harness.markdown out.json [--write BENCHMARKS.md]
+
+prints the section, or rewrites it in place: only the text between `START` and `END` is
+replaced (the markers are added at the end of the file the first time), so the
+hand-written sections around it stay as they are.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from benches.harness import report
 
-def _cpu(cpu: dict[str, float], window: float) -> str:
-    top = sorted(cpu.items(), key=lambda kv: -kv[1])
-    return ", ".join(f"{name} {100 * sec / window:.0f}%" for name, sec in top if sec >= 0.01)
-
-
-def _ratio(k: dict[str, Any], rate: float, target: int) -> str:
-    if k["delivered"] == k["finished"]:
-        return f"{rate / target:.2f}x of target"
-    delivered = rate * k["delivered"] / max(1, k["finished"])
-    return f"{delivered / target:.2f}x of target, counting the delivered only"
+START = "<!-- bench:harness:start -->"
+END = "<!-- bench:harness:end -->"
 
 
-def rows(result: dict[str, Any]) -> list[str]:
-    s = result["scenario"]
-    out = []
-    if s == "ingest":
-        run = result["run"]
-        lat = run["latencies_ms"]
-        out.append(f"| durable ingest, `POST /v1/messages/batch` ({result['batch']} per batch, "
-                   f"{result['clients']} clients) | {result['messages_per_s']:,.0f} messages/s "
-                   f"| ≥ 10,000/s | {result['messages_per_s'] / 10_000:.2f}x of target "
-                   f"| {lat['p50']:.0f} / {lat['p99']:.0f} ms per batch "
-                   f"| {_cpu(result['cpu_until_published'], result['wall_until_published_s'])} |")
-    elif s == "single":
-        rate, per_cpu = result["requests_per_s"], result["requests_per_server_cpu_s"]
-        runs = result["runs"]
-        for name in ("trivial", "hermes"):
-            last = runs[name][-1]
-            lat = last["latencies_ms"]
-            what = ("trivial Litestar endpoint (baseline)" if name == "trivial"
-                    else "`POST /v1/messages`")
-            ratio = "1.00" if name == "trivial" else (
-                f"{result['ratio']:.2f} (per server CPU-second: {result['ratio_per_cpu']:.2f})")
-            out.append(f"| {what}, {result['clients']} clients | {rate[name]:,.0f} requests/s "
-                       f"({per_cpu[name]:,.0f} per server CPU-second) "
-                       f"| {'' if name == 'trivial' else '≥ 0.70 of baseline'} | {ratio} "
-                       f"| {lat['p50']:.1f} / {lat['p99']:.1f} ms "
-                       f"| {_cpu(last['cpu'], last['cpu_window_s'])} |")
-    else:
-        targets = {"first": 2000, "fallthrough": 1000}
-        names = {"first": "first step succeeds (SMS to …0001)",
-                 "fallthrough": "falls through (SMS to …0003, 1 s; then email delivered)"}
-        load = (f"open loop at {result['rate']:,.0f} requests/s" if result.get("rate")
-                else f"{result['clients']} clients")
-        for key, k in result["kinds"].items():
-            kind = key.partition("@")[0]
-            label = load
-            if k.get("rate"):
-                label = (f"open loop at {k['rate']:,.0f}/s, "
-                         + ("sustained" if k.get("sustained") else "**not sustained**"))
-            lat = k["api_latency_ms"]
-            e2e = k.get("accepted_to_final_ms") or {}
-            then = (f"; accepted to final webhook p50 {e2e['p50']:,.0f} ms, "
-                    f"p99 {e2e['p99']:,.0f} ms" if e2e else "")
-            short = "" if k["delivered"] == k["finished"] else (
-                f", only {k['delivered']:,} as {k['expected_outcome']!r}")
-            rate = k["cascades_per_s_during_load"] if k.get("rate") else k["cascades_per_s"]
-            out.append(f"| end to end, {names[kind]}, {label} "
-                       f"| {rate:,.0f} cascades/s "
-                       f"({k['finished']:,} of {k['accepted']:,} finished{short}{then}) "
-                       f"| ≥ {targets[kind]:,}/s | {_ratio(k, rate, targets[kind])} "
-                       f"| {lat['p50']:.0f} / {lat['p99']:.0f} ms "
-                       f"| {_cpu(k['cpu_until_drained'], k['wall_until_drained_s'])} |")
+def replace_section(text: str, section: str) -> str:
+    """`text` with what lies between the markers (inclusive) replaced by `section`, which
+    carries its own markers; appended when the markers are not there yet."""
+    block = f"{START}\n{section.strip()}\n{END}"
+    start, end = text.find(START), text.find(END)
+    if start == -1 or end == -1 or end < start:
+        return text.rstrip("\n") + "\n\n" + block + "\n"
+    return text[:start] + block + text[end + len(END):]
+
+
+def write_section(path: Path, doc: dict[str, Any]) -> None:
+    path.write_text(replace_section(path.read_text() if path.exists() else "", section(doc)))
+
+
+def _ms(lat: dict[str, float], q: str) -> str:
+    return f"{lat[q]:,.1f}" if q in lat else "-"
+
+
+def _procs(values: dict[str, float], fmt: str) -> str:
+    return ", ".join(f"{k} {fmt.format(v)}" for k, v in
+                     sorted(values.items(), key=lambda kv: -kv[1]) if v >= 0.5)
+
+
+def _load(result: dict[str, Any]) -> str:
+    info = result.get("run_info") or {}
+    if not info:
+        return "-"
+    return f"{info['load_before'][0]:.2f} → {info['load_after'][0]:.2f}"
+
+
+def summary_table(results: list[dict[str, Any]]) -> list[str]:
+    out = ["| run | load | rate | p50 | p95 | p99 | latency from | CPU (% of a core) "
+           "| peak RSS | load average | reproduce |",
+           "|---|---|---:|---:|---:|---:|---|---|---|---|---|"]
+    for result in results:
+        for r in report.rows(result):
+            lat = r["latency"] or {}
+            kind = report.KIND_NAMES.get(r.get("kind", ""), "")
+            cmd = result.get("reproduce", "").format(kind=kind)
+            out.append(f"| {r['name']} | {r['load']}; {r['note']} "
+                       f"| {r['rate']:,.0f} {r['unit']} "
+                       f"| {_ms(lat, 'p50')} | {_ms(lat, 'p95')} | {_ms(lat, 'p99')} ms "
+                       f"| {r['latency_what']} | {_procs(r['cpu'], '{:.0f}%')} "
+                       f"| {_procs(r['rss'], '{:.0f} MiB')} | {_load(result)} "
+                       f"| `{cmd}` |")
     return out
 
 
-def main(paths: list[str]) -> int:
-    print("| scenario | measured | target | ratio | API latency p50 / p99 "
-          "| CPU per process (% of a core) |")
-    print("|---|---:|---:|---:|---:|---|")
-    for p in paths:
-        for line in rows(json.loads(Path(p).read_text())):
-            print(line)
+def ratio_lines(results: list[dict[str, Any]]) -> list[str]:
+    """Every figure against its baseline from the same invocation."""
+    out = []
+    for result in results:
+        s = result["scenario"]
+        if s == "single":
+            out.append(f"- `POST /v1/messages` against the trivial Litestar endpoint (the HTTP "
+                       f"ceiling): **{result['ratio']:.2f}x** in requests/s "
+                       f"({result['requests_per_s']['hermes']:,.0f} against "
+                       f"{result['requests_per_s']['trivial']:,.0f}); per server CPU-second "
+                       f"{result['ratio_per_cpu']:.2f}x.")
+        elif s == "e2e" and result.get("celery_kinds"):
+            out.extend(_celery_ratios(result))
+        elif s == "mix":
+            k = result["kinds"]["mix"]
+            parts = [f"{c} {v['as_expected']:,} of {v['sent']:,} as {v['expected']!r}"
+                     for c, v in k["checks"].items()]
+            verdict = ("every class ended as expected" if k["as_expected"]
+                       else "**not every class ended as expected**")
+            out.append(f"- Mix at {result['rate']:,.0f}/s: {verdict} ({'; '.join(parts)}); "
+                       + ("sustained." if k["sustained"] else "**not sustained**."))
+        elif s == "baselines":
+            a, t = result["adapter"], result["timers"]
+            out.append(f"- Adapter `{a['adapter']}`: the core {a['core_us']:.1f} µs of CPU per "
+                       f"message against {a['wasmtime_py_us']:.1f} µs with the `wasmtime` PyPI "
+                       f"package (fresh Store per call): **{a['ratio']:.1f}x**.")
+            batched = next(k for k in t["vs_asyncio"] if k.startswith("Wheel, batched"))
+            single = next(k for k in t["vs_asyncio"] if k.startswith("Wheel, one call"))
+            out.append(f"- Timers: the core's wheel, batched, **{t['vs_asyncio'][batched]:.1f}x**"
+                       f" asyncio `call_later` in operations per CPU-second "
+                       f"({t['operations_per_cpu_s'][batched]:,.0f} against "
+                       f"{t['operations_per_cpu_s']['asyncio loop.call_later']:,.0f}); one call "
+                       f"per timer {t['vs_asyncio'][single]:.1f}x. `CascadeEngine` from Python: "
+                       f"{t['engine_events_per_cpu_s']:,.0f} events per CPU-second.")
+    return out
+
+
+def _celery_ratios(result: dict[str, Any]) -> list[str]:
+    out = []
+    hermes, celery = result["kinds"], result["celery_kinds"]
+    for kind in ("first", "fallthrough"):
+        keys = [k for k in hermes if k.partition("@")[0] == kind]
+        if not keys:
+            continue
+        best = {}
+        for name, runs in (("hermes", hermes), ("celery", celery)):
+            sustained = [runs[k]["rate"] for k in keys if k in runs and runs[k].get("sustained")]
+            best[name] = max(sustained, default=0.0)
+        name = report.KIND_NAMES[kind]
+        line = (f"- {name}, Celery + Redis cascade: highest rate sustained Hermes "
+                f"{best['hermes']:,.0f}/s, Celery {best['celery']:,.0f}/s")
+        if best["celery"]:
+            line += f" (**{best['hermes'] / best['celery']:.2f}x**)"
+        lats = []
+        for k in keys:
+            if k in celery and hermes[k]["accepted_to_final_ms"] and \
+                    celery[k]["accepted_to_final_ms"]:
+                h, c = hermes[k]["accepted_to_final_ms"], celery[k]["accepted_to_final_ms"]
+                lats.append(f"at {hermes[k]['rate']:,.0f}/s p50 {h['p50']:,.0f} against "
+                            f"{c['p50']:,.0f} ms, p99 {h['p99']:,.0f} against {c['p99']:,.0f} ms")
+        if lats:
+            line += "; accepted to final webhook, Hermes against Celery: " + "; ".join(lats)
+        out.append(line + ".")
+    return out
+
+
+def section(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(m["started"]))
+    lines = [
+        "## Harness (`hermes bench`)",
+        "",
+        f"Generated from the harness's JSON output by `{doc['command']}` "
+        "(or `python -m benches.harness.markdown out.json --write BENCHMARKS.md` from a "
+        "`--json` file); the text between the `bench:harness` markers is rewritten on each "
+        "run, the rest of this file is written by hand.",
+        "",
+        f"Measured {when} at commit `{m.get('commit', '?')}` on {m['cpus']} cores "
+        f"({m.get('cpu_model', '?')}), Python {m.get('python', '?')}; load average "
+        f"(1 min) {m['load_before'][0]:.2f} at the start and "
+        f"{m.get('load_after', m['load_before'])[0]:.2f} at the end, per run below. Every "
+        "process (Hermes's, PostgreSQL, NATS, Redis, the sandbox, the receiver, the load "
+        "generator, the Celery baseline's) shares these cores.",
+        "",
+        "How it measures: each scenario starts a private PostgreSQL, NATS JetStream and "
+        "Redis, Hermes's processes, the provider sandbox (receipts 50 ms after a send) and a "
+        "webhook receiver; the load generator is a process of its own (keep-alive "
+        "connections, one request in flight on each, bodies built in advance). Latencies go "
+        "into HdrHistograms (1 µs to 1 h, 3 significant digits). In open loop every request "
+        "has a scheduled send time fixed in advance and its latency is measured from that "
+        "time, so a stall that delays sending shows in the figures (corrected for "
+        "coordinated omission); closed-loop latencies are measured from the send. End to "
+        "end, latency is from the API's answer to the `message.finished` webhook at the "
+        "receiver, and a rate is *sustained* when every cascade ended as expected, final "
+        "webhooks kept up with 90% of the offered rate and none lagged more than 2 s behind "
+        "the load. CPU is CPU seconds per process (PostgreSQL's backends and Celery's pool "
+        "counted with their parent) over wall seconds; peak RSS is the largest VmHWM among "
+        "a process and its children.",
+        "",
+        *summary_table(doc["results"]),
+        "",
+        "Against the baselines measured in the same invocation:",
+        "",
+        *ratio_lines(doc["results"]),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benches.harness.markdown",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("json", type=Path, help="the harness's --json output")
+    p.add_argument("--write", type=Path, default=None, help="rewrite this file's section")
+    args = p.parse_args(argv)
+    doc = json.loads(args.json.read_text())
+    if "results" not in doc:
+        raise SystemExit(f"{args.json}: not the output of `hermes bench --json`")
+    if args.write:
+        write_section(args.write, doc)
+    else:
+        sys.stdout.write(section(doc) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())

@@ -114,7 +114,8 @@ def e2e(seconds: float, *, kinds: tuple[str, ...] = ("first", "fallthrough"), cl
         batch: int = 0, rate: float | None = None, drain_s: float = 120.0,
         keep_logs: bool = False, profile: Path | None = None,
         worker_loop: str = "asyncio", rates: tuple[float, ...] = (),
-        celery: bool = False, hermes: bool = True) -> dict[str, Any]:
+        celery: bool = False, hermes: bool = True,
+        celery_pool: tuple[str, int] = ("prefork", 2)) -> dict[str, Any]:
     """Accepted to final webhook: API, worker, sandbox and a webhook receiver as processes.
 
     For each kind, a fresh tenant with a webhook endpoint at the receiver; the load runs for
@@ -150,7 +151,8 @@ def e2e(seconds: float, *, kinds: tuple[str, ...] = ("first", "fallthrough"), cl
             out["kinds"][f"{kind}@{r:g}" if rates else kind] = figures
         if celery:
             d.stop("worker", "api")
-            web = d.start_celery(receiver)
+            web = d.start_celery(receiver, *celery_pool)
+            out["celery_pool"] = {"pool": celery_pool[0], "concurrency": celery_pool[1]}
             cascades.warm_up(web, receiver, payloads.singles("first", 1)[0])
             out["celery_kinds"] = {}
             for kind, r in plan:

@@ -1,0 +1,76 @@
+"""`--plot out.png`: throughput and latency per second over each run (matplotlib, optional:
+`pip install -e '.[plot]'`).
+
+Top: answers per second from the load generator (for end-to-end runs, final webhooks per
+second as well); bottom: p50 and p99 of the latency per second, log scale. One line per
+run, time from the start of its measured window.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benches.harness import report
+
+
+def series(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-second data of every loadgen run in the results: label, answers/s, finals/s,
+    p50 and p99 per second (ms)."""
+    out = []
+    for result in doc["results"]:
+        s = result["scenario"]
+        runs: list[tuple[str, dict[str, Any], list[int] | None]] = []
+        if s in ("ingest", "trivial"):
+            runs.append((s, result["run"], None))
+        elif s == "single":
+            for name, rs in result["runs"].items():
+                runs += [(f"single {name} #{i + 1}", r, None) for i, r in enumerate(rs)]
+        elif s in ("e2e", "mix"):
+            for system in ("kinds", "celery_kinds"):
+                for key, k in result.get(system, {}).items():
+                    kind, _, rate = key.partition("@")
+                    label = (f"{'celery' if system == 'celery_kinds' else 'hermes'} "
+                             f"{report.KIND_NAMES.get(kind, kind)}" + (f" @{rate}" if rate
+                                                                      else ""))
+                    runs.append((label, k["run"], k.get("finished_per_second")))
+        for label, run, finals in runs:
+            per_s = run.get("latency_per_second") or []
+            out.append({"label": label, "answers": run["per_second"], "finals": finals,
+                        "p50": [x.get("p50") for x in per_s],
+                        "p99": [x.get("p99") for x in per_s]})
+    return out
+
+
+def plot(doc: dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+    except ModuleNotFoundError as exc:
+        raise SystemExit("--plot needs matplotlib: pip install -e '.[plot]'") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = series(doc)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
+    for d in data:
+        xs = range(len(d["answers"]))
+        line = top.plot(xs, d["answers"], label=d["label"])[0]
+        if d["finals"]:
+            top.plot(range(len(d["finals"])), d["finals"], linestyle=":",
+                     color=line.get_color(), label=f"{d['label']}: final webhooks")
+        for q, style in (("p50", "-"), ("p99", "--")):
+            points = [(x, y) for x, y in enumerate(d[q]) if y]
+            if points:
+                bottom.plot([x for x, _ in points], [y for _, y in points], linestyle=style,
+                            color=line.get_color(), label=f"{d['label']} {q}")
+    top.set_ylabel("per second")
+    top.set_title(f"hermes bench: {doc.get('command', '')}", fontsize=9)
+    bottom.set_ylabel("latency per second (ms)")
+    bottom.set_yscale("log")
+    bottom.set_xlabel("seconds since the measured window opened")
+    for ax in (top, bottom):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
