@@ -151,6 +151,10 @@ async def test_the_script_is_loaded_again_after_a_flush(container: Container) ->
     second = await limiter.take(p, limits)
     assert second.allowed and not second.degraded and second.remaining == 0
     assert await container.redis.script_exists(SHA) == [True]
+    # The same when concurrent takes share one pipeline.
+    await container.redis.script_flush()
+    many = await asyncio.gather(*(limiter.take(_partition(), limits) for _ in range(20)))
+    assert all(d.allowed and not d.degraded for d in many)
 
 
 async def test_an_unreachable_redis_admits_and_warns(caplog: pytest.LogCaptureFixture) -> None:
