@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from hermes.delivery.google_oauth import GoogleTokens
 from hermes.infra.http.client import ProviderHttp
+from hermes.infra.http.ssrf import TargetPolicy
 from hermes.infra.nats.connection import NatsConnection
 from hermes.infra.nats.publisher import StartPublisher
 from hermes.infra.postgres.attempts import PostgresAttemptStore
@@ -27,6 +28,7 @@ from hermes.providers.accounts import AccountDirectory
 from hermes.providers.callbacks import CallbackIntake
 from hermes.providers.deploy import AdapterSync
 from hermes.providers.registry import AdapterRegistry, cache_dir
+from hermes.providers.secrets import KeyRing, KeyRingError
 from hermes.providers.sns import SnsVerifier
 from hermes.settings import Settings
 
@@ -36,6 +38,26 @@ _SET_AT_OPEN: Any = None
 
 class ConfigurationError(RuntimeError):
     pass
+
+
+def load_keyring(settings: Settings) -> KeyRing:
+    """The master keys sealing provider credentials. Without one no process starts: an
+    unencrypted credential must never be written (`hermes dev` makes a key file itself)."""
+    try:
+        ring = KeyRing.from_config(settings.master_keys, settings.master_key_file)
+    except KeyRingError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if ring is None:
+        raise ConfigurationError(
+            "no master key: set HERMES_MASTER_KEYS (`id:base64key`, from `hermes secrets "
+            "new-key`) or HERMES_MASTER_KEY_FILE; provider credentials are stored encrypted "
+            "under it")
+    return ring
+
+
+def target_policy(settings: Settings) -> TargetPolicy:
+    """The SSRF rules: the operator's allowlist, and the sandbox, which the operator set."""
+    return TargetPolicy.parse(settings.allow_private_targets, trusted_urls=[settings.sandbox_url])
 
 
 @dataclass
@@ -61,6 +83,9 @@ class Container:
     callbacks: CallbackIntake = _SET_AT_OPEN
     # Rate limits and quotas (validation layer 8, and provider accounts' send rates).
     limiter: RedisLimiter | None = None
+    # The master keys for provider credentials, and the SSRF rules for outbound URLs.
+    keyring: KeyRing = _SET_AT_OPEN
+    targets: TargetPolicy = field(default_factory=TargetPolicy)
     # Hot deploy: converges the registry on the active versions (started by the process).
     deploys: AdapterSync = _SET_AT_OPEN
 
@@ -91,6 +116,8 @@ async def open_container(settings: Settings, *, name: str) -> Container:
             f"{', '.join(missing)} not set; run `hermes dev` for an embedded stack"
         )
     assert settings.database_url and settings.nats_url and settings.redis_url
+    keyring = load_keyring(settings)
+    targets = target_policy(settings)
     pool = make_pool(settings.database_url, min_size=settings.db_pool_min,
                      max_size=settings.db_pool_max, name=f"hermes-{name}")
     await pool.open(wait=False)
@@ -110,11 +137,13 @@ async def open_container(settings: Settings, *, name: str) -> Container:
         writer=GroupCommitWriter(pool),
         publisher=StartPublisher(nats),
     )
-    container.accounts = AccountDirectory(pool, sandbox_url=settings.sandbox_url)
+    container.keyring = keyring
+    container.targets = targets
+    container.accounts = AccountDirectory(pool, sandbox_url=settings.sandbox_url, keyring=keyring)
     container.adapters = AdapterRegistry.from_settings(settings)
     container.deploys = AdapterSync(container.adapters, pool, nats, redis, role=name,
                                     cache_dir=cache_dir(settings))
-    container.http = ProviderHttp()
+    container.http = ProviderHttp(targets=targets)
     container.google_tokens = GoogleTokens(container.http)
     container.attempts = PostgresAttemptStore(pool)
     container.limiter = RedisLimiter(redis)

@@ -24,12 +24,23 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return run_dev(settings, reset=args.reset)
 
 
+def _require_master_key(settings: Settings) -> None:
+    """Refuse to start without a master key, before anything is opened."""
+    from hermes.bootstrap import ConfigurationError, load_keyring
+
+    try:
+        load_keyring(settings)
+    except ConfigurationError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hermes.api.app import create_app
 
     settings = _settings(args, api_port=args.port, api_host=args.host)
+    _require_master_key(settings)
     setup_process("api", settings)
     uvicorn.run(
         create_app(settings),
@@ -47,6 +58,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from hermes.worker import run_worker
 
     settings = _settings(args)
+    _require_master_key(settings)
     setup_process("worker", settings)
     asyncio.run(run_worker(settings))
     return 0
@@ -115,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     mig.set_defaults(func=cmd_migrate)
 
     from hermes.adapter_cli import add_parser as add_adapter_parser
+    from hermes.secrets_cli import add_parser as add_secrets_parser
 
     add_adapter_parser(sub)
+    add_secrets_parser(sub)
     return parser
 
 

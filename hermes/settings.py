@@ -74,6 +74,21 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # is configured by the standard OTEL_* variables instead).
     trace_file: str | None = None
 
+    # Master keys sealing provider credentials (AES-256-GCM): `id:base64key`, comma
+    # separated, the first active; or a file of such lines. One of them is required,
+    # except under `hermes dev`, which makes a key file in data_dir.
+    master_keys: str | None = None
+    master_key_file: str | None = None
+    # Private, loopback or link-local targets (CIDRs, addresses, host names; comma
+    # separated) that webhooks and provider base URLs may nevertheless reach.
+    allow_private_targets: str = ""
+
+    def __repr__(self) -> str:
+        # The master keys must never reach a log line through a printed settings object.
+        shown = {f: ("<hidden>" if f == "master_keys" and getattr(self, f) else getattr(self, f))
+                 for f in self.__struct_fields__}
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
     def __post_init__(self) -> None:
         if not 0 < self.api_port < 65536:
             raise SettingsError(f"api_port must be 1..65535, got {self.api_port}")
@@ -90,6 +105,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             raise SettingsError(f"log_format must be auto|json|text, got {self.log_format}")
         if not 0 <= self.worker_metrics_port < 65536:
             raise SettingsError("worker_metrics_port must be 0 (off) or 1..65535")
+        from hermes.infra.http.ssrf import TargetPolicy
+        from hermes.providers.secrets import KeyRing, KeyRingError
+
+        try:
+            TargetPolicy.parse(self.allow_private_targets)
+        except ValueError as exc:
+            raise SettingsError(f"allow_private_targets: {exc}") from None
+        if self.master_keys:  # a key file is read when a process opens it
+            try:
+                KeyRing.from_config(self.master_keys, self.master_key_file)
+            except KeyRingError as exc:
+                raise SettingsError(str(exc)) from None
 
     @property
     def data_path(self) -> Path:

@@ -19,6 +19,7 @@ import pytest
 from hermes.bootstrap import Container, open_container
 from hermes.devstack import Stack
 from hermes.infra.postgres.migrate import migrate
+from hermes.providers.secrets import new_key_entry
 from hermes.settings import Settings, load_settings
 
 
@@ -55,6 +56,12 @@ def settings(stack_root: Path) -> Iterator[Settings]:
         yield base.with_overrides(
             database_url=urls.database_url, nats_url=urls.nats_url, redis_url=urls.redis_url,
             data_dir=str(stack_root),
+            # A master key for the session, unless one is configured; and, as under
+            # `hermes dev`, webhooks and base URLs may reach this machine.
+            master_keys=None if base.master_key_file else
+            base.master_keys or new_key_entry("test-1"),
+            allow_private_targets=",".join(filter(None, (base.allow_private_targets,
+                                                         "127.0.0.0/8,::1"))),
         )
     finally:
         stack.stop()

@@ -44,6 +44,7 @@ class Deployment:
 
     def __enter__(self) -> Deployment:
         from hermes.infra.postgres.migrate import migrate
+        from hermes.providers.secrets import new_key_entry
 
         urls = self.stack.start(Settings())
         migrate(urls.database_url)
@@ -52,7 +53,11 @@ class Deployment:
                         HERMES_REDIS_URL=urls.redis_url, HERMES_LOG_LEVEL="warning",
                         HERMES_DATA_DIR=str(self.root), PYTHONPATH=str(ROOT),
                         # The bench tenant sends far above the default per-tenant limit.
-                        HERMES_RATE_LIMIT_PER_S="0")
+                        HERMES_RATE_LIMIT_PER_S="0",
+                        # A key for this run's provider credentials; the webhook
+                        # receiver listens on this machine.
+                        HERMES_MASTER_KEYS=new_key_entry("bench"),
+                        HERMES_ALLOW_PRIVATE_TARGETS="127.0.0.0/8,::1")
         asyncio.run(_ensure_streams(urls.nats_url))
         return self
 

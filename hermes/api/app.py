@@ -24,6 +24,7 @@ from hermes.api.health import HealthController
 from hermes.api.messages import MessagesController
 from hermes.api.metrics import MetricsController, http_metrics_middleware
 from hermes.api.problems import exception_handlers
+from hermes.api.provider_accounts import PlatformAccountsController, ProviderAccountsController
 from hermes.api.suppressions import SuppressionsController
 from hermes.api.webhooks import WebhooksController
 from hermes.bootstrap import Container, open_container
@@ -74,7 +75,8 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         route_handlers=[MetricsController, HealthController, AccountController, MessagesController,
                         ContactsController,
                         CallbacksController, SuppressionsController,
-                        WebhooksController, AdminController, AdminAdaptersController],
+                        WebhooksController, AdminController, AdminAdaptersController,
+                        ProviderAccountsController, PlatformAccountsController],
         dependencies={
             "container": Provide(provide_container, sync_to_thread=False),
             "principal": Provide(provide_principal),

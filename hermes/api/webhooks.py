@@ -15,7 +15,7 @@ from hermes.bootstrap import Container
 from hermes.domain.errors import Code, FieldError, HermesError
 from hermes.domain.tenancy import Principal
 from hermes.webhooks.store import DELIVERY_STATUSES, Delivery, Endpoint, PostgresWebhookStore
-from hermes.webhooks.targets import validate_url
+from hermes.webhooks.targets import check_target, validate_url
 
 
 class EndpointCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -109,6 +109,7 @@ class WebhooksController(Controller):
     ) -> EndpointCreated:
         _require(principal, "manage")
         url = validate_url(data.url)
+        await check_target(url, container.targets)
         endpoint, secret = await PostgresWebhookStore(container.pool).create_endpoint(
             principal.tenant_id, url)
         view = _endpoint_view(endpoint)

@@ -361,6 +361,7 @@ async def _quietly(action: Awaitable[Any]) -> None:
 async def run_delivery(container: Container, stop: asyncio.Event, **options: Any) -> None:
     """Run the delivery consumer of a worker process until `stop` is set."""
     if container.settings.sandbox_url:
-        await ensure_sandbox_accounts(container.pool, container.settings.sandbox_url)
+        await ensure_sandbox_accounts(container.pool, container.settings.sandbox_url,
+                                      container.keyring)
         await container.accounts.refresh()
     await DeliveryWorker.from_container(container, **options).run(stop)

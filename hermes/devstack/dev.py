@@ -19,6 +19,7 @@ from hermes.devstack.procs import ChildProcess, wait_until
 from hermes.devstack.services import free_port
 from hermes.devstack.stack import DEV_PORTS, Stack, StackUrls
 from hermes.infra.postgres.migrate import migrate
+from hermes.providers.secrets import write_key_file
 from hermes.settings import Settings, env_name, field_names
 from hermes.tenancy.devcreds import DevCredentials, ensure_dev_credentials, write_env_file
 
@@ -36,6 +37,7 @@ def run_dev(settings: Settings, *, reset: bool = False) -> int:
     started = time.monotonic()
     if reset:
         _reset(root)
+    settings = dev_security(settings, root)
     stack = Stack(root, preferred_ports=DEV_PORTS)
     children: list[ChildProcess] = []
     stop = _StopFlag()
@@ -133,6 +135,25 @@ def _reset(root: Path) -> None:
         shutil.rmtree(root / sub, ignore_errors=True)
     (root / "dev.env").unlink(missing_ok=True)
     _say(f"reset: wiped {root}")
+
+
+# What `hermes dev` lets tenants' URLs reach: this machine (local webhook receivers).
+DEV_ALLOWED_TARGETS = ("127.0.0.0/8", "::1")
+DEV_KEY_FILE = "master.key"
+
+
+def dev_security(settings: Settings, root: Path) -> Settings:
+    """A master key file in the data directory (made once, mode 0600, then reused) unless
+    keys are configured, and loopback added to the targets webhooks may reach."""
+    changes: dict[str, str] = {}
+    if not settings.master_keys and not settings.master_key_file:
+        path = root / DEV_KEY_FILE
+        write_key_file(path)
+        changes["master_key_file"] = str(path)
+    allowed = settings.allow_private_targets.replace(",", " ").split()
+    allowed += [t for t in DEV_ALLOWED_TARGETS if t not in allowed]
+    changes["allow_private_targets"] = ",".join(allowed)
+    return settings.with_overrides(**changes)
 
 
 def _external(settings: Settings) -> bool:

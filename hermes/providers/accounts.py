@@ -25,7 +25,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from hermes import _core
-from hermes.providers.secrets import seal, unseal
+from hermes.providers.secrets import CredentialsUnreadable, KeyRing, seal, unseal
 from hermes.sandbox.credentials import provider_accounts
 
 log = logging.getLogger("hermes.accounts")
@@ -70,15 +70,16 @@ _COLUMNS = """id, tenant_id, name, channel, adapter, adapter_version, mode, cred
               base_url, priority, weight, cost"""
 
 
-def _from_row(row: tuple[Any, ...]) -> ProviderAccount | None:
+def _from_row(row: tuple[Any, ...], keyring: KeyRing) -> ProviderAccount | None:
     """The account in a row; None (logged) when its credentials cannot be read, which
     makes the account unusable rather than every other account with it."""
     (id_, tenant_id, name, channel, adapter, version, mode, creds, config, base_url, priority,
      weight, cost) = row
     try:
-        credentials = unseal(bytes(creds))
-    except (msgspec.DecodeError, ValueError) as exc:
-        log.error("provider account %s: credentials unreadable (%s); skipped", id_, exc)
+        credentials = unseal(bytes(creds), id_, keyring)
+    except CredentialsUnreadable as exc:
+        # The detail names the key id and the reason, never any part of the value.
+        log.error("provider account %s: %s: %s; skipped", id_, exc.code, exc.detail)
         return None
     return ProviderAccount(
         id=id_, tenant_id=tenant_id, name=name, channel=channel, adapter=adapter,
@@ -95,10 +96,12 @@ class AccountDirectory:
         pool: AsyncConnectionPool,
         *,
         sandbox_url: str | None,
+        keyring: KeyRing,
         refresh_s: float = 5.0,
         router: _core.Router | None = None,
     ) -> None:
         self.pool = pool
+        self.keyring = keyring
         self.sandbox_origin = _origin(sandbox_url)
         self.refresh_s = refresh_s
         self.router = router or _core.Router()
@@ -127,7 +130,8 @@ class AccountDirectory:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM provider_accounts WHERE status = 'active'")
             rows = await cur.fetchall()
-        accounts = {a.id: a for a in map(_from_row, rows) if a is not None}
+        loaded = (_from_row(row, self.keyring) for row in rows)
+        accounts = {a.id: a for a in loaded if a is not None}
         routable: set[str] = set()
         for account in accounts.values():
             if not self.allowed(account, account.mode):
@@ -174,7 +178,7 @@ class AccountDirectory:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM provider_accounts WHERE id = %s", (account_id,))
             row = await cur.fetchone()
-        return None if row is None else _from_row(row)
+        return None if row is None else _from_row(row, self.keyring)
 
     async def choose(
         self,
@@ -280,34 +284,38 @@ def sandbox_accounts(sandbox_url: str) -> list[ProviderAccount]:
 
 _UPSERT = """
 INSERT INTO provider_accounts (id, tenant_id, name, channel, adapter, adapter_version, mode,
-                               credentials, credentials_hint, config, base_url, priority,
-                               weight, cost, status)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s::jsonb, 'active')
+                               credentials, credentials_hint, credential_keys, config,
+                               base_url, priority, weight, cost, status)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s::jsonb, 'active')
 ON CONFLICT (id) DO UPDATE SET
     name = EXCLUDED.name, channel = EXCLUDED.channel, adapter = EXCLUDED.adapter,
     adapter_version = EXCLUDED.adapter_version, mode = EXCLUDED.mode,
     credentials = EXCLUDED.credentials, credentials_hint = EXCLUDED.credentials_hint,
+    credential_keys = EXCLUDED.credential_keys,
     config = EXCLUDED.config, base_url = EXCLUDED.base_url, priority = EXCLUDED.priority,
     weight = EXCLUDED.weight, cost = EXCLUDED.cost, status = 'active', updated_at = now()
 """
 
 
-async def upsert_accounts(pool: AsyncConnectionPool, accounts: Sequence[ProviderAccount]) -> None:
+async def upsert_accounts(pool: AsyncConnectionPool, accounts: Sequence[ProviderAccount],
+                          keyring: KeyRing) -> None:
+    """Insert or replace whole accounts (the platform's own: sandbox, tests), sealed."""
     enc = msgspec.json.encode
     async with pool.connection() as conn, conn.transaction():
         async with conn.cursor() as cur:
             await cur.executemany(_UPSERT, [
                 (a.id, a.tenant_id, a.name, a.channel, a.adapter, a.adapter_version, a.mode,
-                 seal(a.credentials), "sandbox" if a.mode == "test" else None,
+                 seal(a.credentials, a.id, keyring), "sandbox" if a.mode == "test" else None,
+                 sorted(a.credentials),
                  enc(a.config).decode(), a.base_url, a.priority, a.weight,
                  enc(a.cost).decode())
                 for a in accounts
             ])
 
 
-async def ensure_sandbox_accounts(pool: AsyncConnectionPool,
-                                  sandbox_url: str) -> list[ProviderAccount]:
+async def ensure_sandbox_accounts(pool: AsyncConnectionPool, sandbox_url: str,
+                                  keyring: KeyRing) -> list[ProviderAccount]:
     """Upsert the platform's test-mode accounts for the sandbox at `sandbox_url`."""
     accounts = sandbox_accounts(sandbox_url)
-    await upsert_accounts(pool, accounts)
+    await upsert_accounts(pool, accounts, keyring)
     return accounts

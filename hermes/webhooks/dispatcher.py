@@ -26,6 +26,7 @@ from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 import hermes
+from hermes.infra.http.ssrf import GuardedResolver, TargetPolicy, literal_refusal
 from hermes.observability.hooks import webhook_attempt
 from hermes.webhooks.delivery import GONE_REASON, Claimed, Outcome, classify
 from hermes.webhooks.enqueue import NOTIFY_CHANNEL
@@ -82,6 +83,11 @@ class WebhookDispatcher:
 
     `now` and `rng` are injectable so the retry schedule can be tested in
     virtual time; `session` so a caller can bring its own HTTP client.
+
+    `targets` applies the SSRF rules at every attempt (an IP-literal URL is checked
+    before the request, a name as it is resolved), so an endpoint whose name now points
+    at a private address is refused even though it passed at registration. None sends
+    anywhere (the worker always passes the deployment's rules).
     """
 
     def __init__(
@@ -97,6 +103,7 @@ class WebhookDispatcher:
         timeout_s: float = 10.0,
         poll_interval_s: float = 0.5,
         listen: bool = True,
+        targets: TargetPolicy | None = None,
     ) -> None:
         assert batch_size > 0 and max_in_flight > 0 and per_host > 0 and timeout_s > 0
         self.pool = pool
@@ -108,6 +115,7 @@ class WebhookDispatcher:
         self.timeout_s = timeout_s
         self.poll_interval_s = poll_interval_s
         self.listen = listen
+        self.targets = targets
         # Longer than any attempt can take, so a live dispatcher never loses its claim.
         self.lease = timedelta(seconds=timeout_s + 60)
         self._session = session
@@ -122,8 +130,9 @@ class WebhookDispatcher:
         # Made on first use: an aiohttp session belongs to the running event loop.
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_in_flight,
-                                               limit_per_host=self.per_host, ttl_dns_cache=60),
+                connector=aiohttp.TCPConnector(
+                    limit=self.max_in_flight, limit_per_host=self.per_host, ttl_dns_cache=60,
+                    resolver=None if self.targets is None else GuardedResolver(self.targets)),
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 headers={"user-agent": USER_AGENT},
                 auto_decompress=False,
@@ -254,6 +263,10 @@ class WebhookDispatcher:
         msg_id = str(c.id)
         http_status: int | None = None
         error: str | None = None
+        refused = None if self.targets is None else literal_refusal(c.url, self.targets)
+        if refused is not None:
+            return classify(c.attempt, None, f"target not allowed: {refused}", self.now(),
+                            self.rng)
         try:
             headers = {
                 "content-type": "application/json",

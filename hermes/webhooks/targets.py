@@ -1,10 +1,11 @@
-"""Which URLs a webhook endpoint may have."""
+"""Which URLs a webhook endpoint may have: the syntax, then the SSRF rules."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from hermes.domain.errors import Code, FieldError, HermesError
+from hermes.infra.http.ssrf import TargetPolicy, TargetRefused, check_url
 
 MAX_URL_LENGTH = 2048
 
@@ -16,7 +17,9 @@ def _invalid(detail: str) -> HermesError:
 
 
 def validate_url(url: str) -> str:
-    """The URL as stored, or a `webhook.invalid_url` error naming what is wrong."""
+    """The URL as stored, or a `webhook.invalid_url` error naming what is wrong.
+
+    Only the syntax: `check_target` then applies the SSRF rules."""
     url = url.strip()
     if not url or len(url) > MAX_URL_LENGTH:
         raise _invalid(f"the URL must have 1 to {MAX_URL_LENGTH} characters")
@@ -37,14 +40,16 @@ def validate_url(url: str) -> str:
         raise _invalid("the URL's port must be 1 to 65535")
     if parts.fragment:
         raise _invalid("the URL must not have a fragment")
-    check_target(url)
     return url
 
 
-def check_target(url: str) -> None:
-    """Refuse URLs Hermes must not call on a tenant's behalf (SSRF).
-
-    Loopback, private and link-local targets are allowed for now; the SSRF rules
-    go here, raising `webhook.invalid_url` (or a dedicated code) for a refused target.
-    """
-    del url
+async def check_target(url: str, policy: TargetPolicy, *, field: str = "url") -> None:
+    """Refuse, with `target.not_allowed` naming `field`, a URL Hermes must not call on a
+    tenant's behalf: one whose host is or resolves to a private, loopback, link-local
+    or reserved address the operator has not allowed (`hermes.infra.http.ssrf`)."""
+    try:
+        await check_url(url, policy)
+    except TargetRefused as exc:
+        raise HermesError(Code.TARGET_NOT_ALLOWED, str(exc),
+                          errors=[FieldError(code=Code.TARGET_NOT_ALLOWED, field=field,
+                                             detail=str(exc))]) from None

@@ -40,7 +40,10 @@ def hermes_procs(settings: Settings, tmp_path_factory: pytest.TempPathFactory,
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERMES_")}
     env.update(HERMES_DATABASE_URL=str(settings.database_url),
                HERMES_NATS_URL=str(settings.nats_url), HERMES_REDIS_URL=str(settings.redis_url),
-               HERMES_SANDBOX_URL=sandbox_url, HERMES_API_PORT=str(api_port))
+               HERMES_SANDBOX_URL=sandbox_url, HERMES_API_PORT=str(api_port),
+               HERMES_ALLOW_PRIVATE_TARGETS=settings.allow_private_targets)
+    env.update({k: v for k, v in (("HERMES_MASTER_KEYS", settings.master_keys),
+                                  ("HERMES_MASTER_KEY_FILE", settings.master_key_file)) if v})
     extra = getattr(request.module, "proc_env", None)
     if extra is not None:
         env.update(extra(logs))

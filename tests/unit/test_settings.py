@@ -36,6 +36,9 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         ({"HERMES_API_PORT": "eighty"}, "api_port"),
         ({"HERMES_API_PORT": "70000"}, "api_port"),
         ({"HERMES_LOG_LEVEL": "loud"}, "log_level"),
+        ({"HERMES_MASTER_KEYS": "k1:c2hvcnQ="}, "32 bytes"),
+        ({"HERMES_MASTER_KEYS": "no-colon"}, "entry 1"),
+        ({"HERMES_ALLOW_PRIVATE_TARGETS": "10.0.0.0/8,not a_host!"}, "allow_private_targets"),
     ],
 )
 def test_bad_values_are_reported_by_name(env: dict[str, str], message: str) -> None:
@@ -69,5 +72,6 @@ def _sample(name: str) -> str:
     samples = {"api_port": "8123", "max_body_bytes": "1024", "db_pool_min": "1",
                "db_pool_max": "3", "shard_count": "2", "readiness_timeout_s": "0.5",
                "rate_limit_per_s": "2.5", "rate_limit_burst": "5", "daily_quota": "100",
-               "log_level": "debug"}
+               "log_level": "debug", "master_keys": "k1:" + "A" * 43 + "=",
+               "allow_private_targets": "10.0.0.0/8,internal.example"}
     return samples.get(name, f"value-of-{name}")

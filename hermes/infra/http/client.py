@@ -4,6 +4,10 @@ Keep-alive connections are shared by every send; each call has a connect timeout
 and a total deadline, and every transport failure surfaces as `ProviderHttpError`
 (retryable: the same request may succeed later or at another provider). Cookies
 are never kept, so nothing of one tenant's call rides along on another's.
+
+With `targets`, the SSRF rules apply to every call (a provider account's base URL is
+chosen by a tenant): IP literals are checked before the request, names as they are
+resolved, so a base URL re-pointed at a private address after it was saved is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict
+
+from hermes.infra.http.ssrf import GuardedResolver, TargetPolicy, literal_refusal
 
 CONNECT_TIMEOUT_S = 5.0
 TOTAL_TIMEOUT_S = 15.0
@@ -41,9 +47,11 @@ class ProviderHttp:
         connect_timeout: float = CONNECT_TIMEOUT_S,
         total_timeout: float = TOTAL_TIMEOUT_S,
         max_connections: int = 512,
+        targets: TargetPolicy | None = None,
     ) -> None:
         self.timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout)
         self.max_connections = max_connections
+        self.targets = targets
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -51,7 +59,9 @@ class ProviderHttp:
         # Made on first use, inside the running event loop, as aiohttp wants.
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
+                connector=aiohttp.TCPConnector(
+                    limit=self.max_connections, limit_per_host=0,
+                    resolver=None if self.targets is None else GuardedResolver(self.targets)),
                 timeout=self.timeout,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 headers={"User-Agent": "hermes"},
@@ -64,6 +74,7 @@ class ProviderHttp:
         body: str | bytes | None,
     ) -> HttpAnswer:
         data = body.encode() if isinstance(body, str) else body
+        self._check(url)
         try:
             async with self.session.request(
                 method, url, headers=CIMultiDict((k, v) for k, v in headers), data=data or None,
@@ -82,6 +93,7 @@ class ProviderHttp:
 
     async def get_bytes(self, url: str) -> tuple[int, bytes]:
         answer_status, raw = 0, b""
+        self._check(url)
         try:
             async with self.session.get(url, allow_redirects=False) as response:
                 answer_status, raw = response.status, await response.read()
@@ -90,6 +102,11 @@ class ProviderHttp:
         except (aiohttp.ClientError, ValueError) as exc:
             raise ProviderHttpError(f"{type(exc).__name__}: {exc}") from exc
         return answer_status, raw
+
+    def _check(self, url: str) -> None:
+        refused = None if self.targets is None else literal_refusal(url, self.targets)
+        if refused is not None:
+            raise ProviderHttpError(f"target not allowed: {refused}")
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:

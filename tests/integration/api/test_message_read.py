@@ -38,7 +38,7 @@ async def provider_account(container: Container, tenant: Tenant) -> AsyncIterato
         await conn.execute(
             "INSERT INTO provider_accounts (id, tenant_id, name, channel, adapter, mode,"
             " credentials, status) VALUES (%s, %s, 'twilio-main', 'sms', 'twilio_sms', 'test',"
-            " %s, 'disabled')", (aid, tenant.id, seal({})))
+            " %s, 'disabled')", (aid, tenant.id, seal({}, aid, container.keyring)))
     yield aid
     async with container.pool.connection() as conn:
         await conn.execute("DELETE FROM attempts WHERE provider_account_id = %s", (aid,))

@@ -35,7 +35,7 @@ async def own_account(container: Container, world: World) -> AsyncIterator[uuid.
         await conn.execute(
             "INSERT INTO provider_accounts (id, tenant_id, name, channel, adapter, mode,"
             " credentials, status) VALUES (%s, %s, 'own-twilio', 'sms', 'twilio_sms', 'test',"
-            " %s, 'disabled')", (aid, world.tenant_id, seal(creds)))
+            " %s, 'disabled')", (aid, world.tenant_id, seal(creds, aid, container.keyring)))
     yield aid
     async with container.pool.connection() as conn:
         await conn.execute("DELETE FROM provider_accounts WHERE id = %s", (aid,))

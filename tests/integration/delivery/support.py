@@ -210,8 +210,9 @@ async def world(container: Container, sandbox: Sandbox,
     sandbox.state.config.timeout_hold = 2.0
     receiver.received.clear()
     await ensure_streams(container.nats.jetstream())
-    await ensure_sandbox_accounts(container.pool, sandbox.url)
-    directory = AccountDirectory(container.pool, sandbox_url=sandbox.url)
+    await ensure_sandbox_accounts(container.pool, sandbox.url, container.keyring)
+    directory = AccountDirectory(container.pool, sandbox_url=sandbox.url,
+                                 keyring=container.keyring)
     metrics = DeliveryMetrics()
     worker = DeliveryWorker(
         nats=container.nats, accounts=directory, attempts=container.attempts,

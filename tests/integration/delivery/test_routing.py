@@ -47,8 +47,10 @@ async def test_test_mode_never_gets_a_live_account_and_live_never_the_sandbox(
                                "https://api.twilio.com")
     live_sandbox = tenant_account(world, "live pointing at the sandbox", "live",
                                   world.sandbox.url)
-    await upsert_accounts(world.container.pool, [live, test_real, live_sandbox])
-    d = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url)
+    await upsert_accounts(world.container.pool, [live, test_real, live_sandbox],
+                          world.container.keyring)
+    d = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url,
+                         keyring=world.container.keyring)
 
     seen_test, seen_live = set(), set()
     for seed in range(50):
@@ -73,8 +75,9 @@ async def test_test_mode_never_gets_a_live_account_and_live_never_the_sandbox(
 
 async def test_the_tenants_accounts_come_before_the_platforms(world: World) -> None:
     own = tenant_account(world, "own sandbox twilio", "test", world.sandbox.url, priority=50)
-    await upsert_accounts(world.container.pool, [own])
-    d = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url)
+    await upsert_accounts(world.container.pool, [own], world.container.keyring)
+    d = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url,
+                         keyring=world.container.keyring)
     chosen = await d.choose(world.tenant_id, "test", "sms", seed=3, now_ms=now())
     assert chosen is not None and chosen.id == own.id
     # Failover leaves the tenant's accounts for the platform's defaults.
@@ -97,7 +100,8 @@ async def test_a_preferred_account_wins_unless_excluded_or_broken(world: World) 
 
 
 async def test_failures_open_the_breaker_and_routing_moves_on(world: World) -> None:
-    d = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url)
+    d = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url,
+                         keyring=world.container.keyring)
     t = now()
     assert (await d.choose(world.tenant_id, "test", "sms", seed=0, now_ms=t)).id == TWILIO  # type: ignore[union-attr]
     for i in range(10):
@@ -110,9 +114,11 @@ async def test_failures_open_the_breaker_and_routing_moves_on(world: World) -> N
 async def test_the_choice_is_deterministic_per_seed(world: World) -> None:
     a = tenant_account(world, "a", "test", world.sandbox.url, weight=1)
     b = tenant_account(world, "b", "test", world.sandbox.url, weight=1)
-    await upsert_accounts(world.container.pool, [a, b])
-    d1 = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url)
-    d2 = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url)
+    await upsert_accounts(world.container.pool, [a, b], world.container.keyring)
+    d1 = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url,
+                          keyring=world.container.keyring)
+    d2 = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url,
+                          keyring=world.container.keyring)
     t = now()
     picks1 = [(await d1.choose(world.tenant_id, "test", "sms", seed=s, now_ms=t)).id  # type: ignore[union-attr]
               for s in range(40)]
@@ -124,8 +130,9 @@ async def test_the_choice_is_deterministic_per_seed(world: World) -> None:
 
 async def test_a_disabled_account_is_no_longer_chosen_after_a_refresh(world: World) -> None:
     own = tenant_account(world, "own", "test", world.sandbox.url)
-    await upsert_accounts(world.container.pool, [own])
-    d = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url)
+    await upsert_accounts(world.container.pool, [own], world.container.keyring)
+    d = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url,
+                         keyring=world.container.keyring)
     assert (await d.choose(world.tenant_id, "test", "sms", seed=0, now_ms=now())).id == own.id  # type: ignore[union-attr]
     async with world.container.pool.connection() as conn:
         await conn.execute("UPDATE provider_accounts SET status = 'disabled' WHERE id = %s",
@@ -155,6 +162,7 @@ async def test_an_account_with_unreadable_credentials_does_not_break_routing(
             "INSERT INTO provider_accounts (id, tenant_id, name, channel, adapter, mode,"
             " credentials) VALUES (%s, %s, 'broken', 'sms', 'twilio_sms', 'test', '\\x00')",
             (uuid.uuid4(), world.tenant_id))
-    d = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url)
+    d = AccountDirectory(world.container.pool, sandbox_url=world.sandbox.url,
+                         keyring=world.container.keyring)
     chosen = await d.choose(world.tenant_id, "test", "sms", seed=0, now_ms=now())
     assert chosen is not None and chosen.id == TWILIO
