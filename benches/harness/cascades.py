@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from benches.harness import payloads
+from benches.harness import hdr, payloads
 from benches.harness.deploy import Deployment, run_loadgen
 from benches.harness.loadgen import percentiles
 from benches.harness.procstat import tree_cpu
@@ -126,12 +126,18 @@ def e2e_figures(run: dict[str, Any], stats: dict[str, Any], cpu0: dict[str, floa
     start, end = run["window_start"], run["window_end"]
     # Accepted (the API's answer) to final webhook, per message sent to the single endpoint.
     by_id: dict[str, float] = stats["by_id"]
-    e2e_latency = [by_id[mid] - at for mid, at in run.pop("accepted_at", {}).items()
-                   if mid in by_id]
-    # Final webhooks per second of wall-clock time from the window's start.
+    accepted_at: dict[str, float] = run.pop("accepted_at", {})
+    e2e_latency = [by_id[mid] - at for mid, at in accepted_at.items() if mid in by_id]
+    # Final webhooks per second of wall-clock time from the window's start, and the
+    # accepted-to-final latency of the cascades that finished in each second.
     per_second = [0] * (int((times[-1] if times else end) - start) + 1)
     for t in times:
         per_second[max(0, int(t - start))] += 1
+    by_second = [hdr.new(2) for _ in per_second]
+    for mid, at in accepted_at.items():
+        if mid in by_id:
+            second = min(len(by_second) - 1, max(0, int(by_id[mid] - start)))
+            hdr.record_s(by_second[second], by_id[mid] - at)
     in_load = [t for t in times if start + settle <= t <= end]
     last = times[-1] if times else end
     return {
@@ -145,6 +151,8 @@ def e2e_figures(run: dict[str, Any], stats: dict[str, Any], cpu0: dict[str, floa
         "api_latency_ms": run["latencies_ms"],
         "accepted_to_final_ms": percentiles(e2e_latency),
         "finished_per_second": per_second,
+        "final_latency_per_second": [
+            {k: v for k, v in hdr.summary(h).items() if k in ("p50", "p99")} for h in by_second],
         "cpu_load_window": run["cpu"], "cpu_window_s": run["cpu_window_s"],
         "cpu_until_drained": {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1},
         "wall_until_drained_s": last - start, "peak_rss": run.get("peak_rss", {}),

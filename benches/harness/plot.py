@@ -2,8 +2,9 @@
 `pip install -e '.[plot]'`).
 
 Top: answers per second from the load generator (for end-to-end runs, final webhooks per
-second as well); bottom: p50 and p99 of the latency per second, log scale. One line per
-run, time from the start of its measured window.
+second as well, dotted); bottom: p50 and p99 of the latency per second, log scale (end to
+end: accepted to final webhook, by the second the webhook came). One colour per run, time
+from the start of its measured window.
 """
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ def series(doc: dict[str, Any]) -> list[dict[str, Any]]:
                     label = (f"{'celery' if system == 'celery_kinds' else 'hermes'} "
                              f"{report.KIND_NAMES.get(kind, kind)}" + (f" @{rate}" if rate
                                                                       else ""))
-                    runs.append((label, k["run"], k.get("finished_per_second")))
+                    runs.append((label, {**k["run"], "final_latency_per_second": k.get(
+                        "final_latency_per_second")}, k.get("finished_per_second")))
         for label, run, finals in runs:
-            per_s = run.get("latency_per_second") or []
-            out.append({"label": label, "answers": run["per_second"], "finals": finals,
-                        "p50": [x.get("p50") for x in per_s],
+            # The load generator's last bucket holds the answers that came after the window.
+            seconds = int(run.get("window_s", len(run["per_second"])))
+            # End to end: the latency that matters is accepted to final webhook.
+            per_s = run.get("final_latency_per_second") or run.get("latency_per_second") or []
+            out.append({"label": label, "answers": run["per_second"][:seconds],
+                        "finals": finals, "p50": [x.get("p50") for x in per_s],
                         "p99": [x.get("p99") for x in per_s]})
     return out
 
