@@ -237,6 +237,23 @@ def accept_span(message_id: UUID, tenant_id: UUID, route: str, start_ns: int | N
     return _current(span)
 
 
+def start_traceparent(message_id: UUID, tenant_id: UUID) -> str | None:
+    """The `traceparent` a start command carries: the current span's (a single message's
+    accept span), else a root span made now for the message (an item of a batch)."""
+    if not ENABLED:
+        return None
+    if not trace.get_current_span().get_span_context().is_valid:
+        root = message_root(message_id)
+        span = start("POST /v1/messages/batch", parent=otel_context.Context(),
+                     kind=SpanKind.SERVER, ids=(root.trace_id, root.span_id),
+                     attributes={"hermes.message_id": str(message_id),
+                                 "hermes.tenant_id": str(tenant_id),
+                                 "http.route": "/v1/messages/batch"})
+        span.end()
+        return headers({}, span).get(TRACEPARENT)
+    return headers({}).get(TRACEPARENT)
+
+
 def attempt_span(message_id: UUID, attempt_id: UUID, job_headers: Mapping[str, str] | None,
                  attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Span | None]:
     """A delivery attempt, the child of the engine span that dispatched it; its id is derived

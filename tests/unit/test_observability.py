@@ -202,3 +202,32 @@ def test_the_receipt_callback_is_the_child_of_the_attempt_it_reports(spans: Path
     assert notice["traceparent"].split("-")[2] == receipt["span_id"]
     assert {s["trace_id"] for s in by_name.values()} == {mid.hex}
     assert call["attributes"]["server.address"] == "api.example.com"
+
+
+def test_a_batch_item_gets_a_root_span_of_its_own(spans: Path) -> None:
+    mid, tid = uuid7(1_764_000_000_000), uuid.uuid4()
+    tp = tracing.start_traceparent(mid, tid)
+    (root,) = _read(spans)
+    assert root["name"] == "POST /v1/messages/batch" and root["parent_span_id"] is None
+    assert (root["trace_id"], root["span_id"]) == (mid.hex, mid.hex[16:])
+    assert tp == f"00-{mid.hex}-{mid.hex[16:]}-01"
+    # Under a single message's accept span, that span is carried and none is made.
+    with hooks.accepting(mid, tid, datetime.now(UTC)):
+        assert tracing.start_traceparent(mid, tid) == tp
+    assert [s["name"] for s in _read(spans)] == ["POST /v1/messages/batch", "POST /v1/messages"]
+
+
+def test_otlp_is_configured_by_the_standard_variables() -> None:
+    try:
+        assert tracing.setup("test", None, env={"OTEL_TRACES_EXPORTER": "otlp"})
+        assert tracing.ENABLED
+    finally:
+        tracing.shutdown()
+    try:
+        assert tracing.setup("test", None, env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    finally:
+        tracing.shutdown()
+    assert not tracing.setup("test", None, env={
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_TRACES_EXPORTER": "none"})
+    assert not tracing.ENABLED

@@ -77,7 +77,7 @@ class StartPublisher:
     def submit(self, shard: int, command: StartCommand) -> None:
         """Queue the start of a message just committed (and counted here as accepted)."""
         metrics.message_accepted(command.tenant_id, command.mode)
-        tp = tracing.headers({}).get(tracing.TRACEPARENT) if tracing.ENABLED else None
+        tp = tracing.start_traceparent(command.id, command.tenant_id) if tracing.ENABLED else None
         self.queue.put_nowait((shard, command, tp))
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
