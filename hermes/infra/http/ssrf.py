@@ -17,6 +17,7 @@ resolve.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -269,7 +270,8 @@ class GuardedResolver(AbstractResolver):
         if not allowed:
             ip = ipaddress.ip_address(found[0]["host"].split("%", 1)[0]) if found else None
             why = self.policy.refusal(ip) if ip is not None else "unresolvable"
-            raise OSError(f"target not allowed: {host} resolves to {ip}, {why}")
+            # (errno, strerror): aiohttp shows the strerror in its connection error.
+            raise OSError(errno.EACCES, f"target not allowed: {host} resolves to {ip}, {why}")
         return allowed
 
     async def close(self) -> None:
