@@ -131,3 +131,18 @@ def test_no_key_no_start_and_settings_never_show_keys() -> None:
     settings = Settings(master_keys=entry)
     assert load_keyring(settings).active_id == "k1"
     assert entry.split(":")[1] not in repr(settings) and entry not in str(settings)
+
+
+def test_hermes_dev_makes_a_key_file_once_and_allows_loopback(tmp_path: Path) -> None:
+    from hermes.devstack.dev import dev_security
+
+    first = dev_security(Settings(allow_private_targets="10.1.0.0/16"), tmp_path)
+    key_file = tmp_path / "master.key"
+    assert first.master_key_file == str(key_file) and load_keyring(first).active_id == "dev-1"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert first.allow_private_targets == "10.1.0.0/16,127.0.0.0/8,::1"
+    ring = load_keyring(first)
+    again = dev_security(Settings(), tmp_path)
+    assert load_keyring(again).keys == ring.keys  # reused, so stored credentials stay readable
+    configured = dev_security(Settings(master_keys=new_key_entry("ops")), tmp_path / "other")
+    assert configured.master_key_file is None and not (tmp_path / "other" / "master.key").exists()

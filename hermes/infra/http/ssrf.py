@@ -34,34 +34,36 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # check still applies).
 RESOLVE_TIMEOUT_S = 3.0
 
+# Each refused range and how a refusal names it. A refusal never shows the address a
+# name resolved to: the tenant would learn this deployment's internal DNS from it.
 _BLOCKED_V4 = [(ipaddress.IPv4Network(n), why) for n, why in (
-    ("0.0.0.0/8", "unspecified (this network)"),
-    ("10.0.0.0/8", "private (RFC 1918)"),
-    ("100.64.0.0/10", "shared address space (CGNAT)"),
-    ("127.0.0.0/8", "loopback"),
-    ("169.254.0.0/16", "link-local (cloud metadata)"),
-    ("172.16.0.0/12", "private (RFC 1918)"),
-    ("192.0.0.0/24", "reserved (IETF protocol assignments)"),
-    ("192.0.2.0/24", "reserved (documentation)"),
-    ("192.88.99.0/24", "reserved (6to4 relay)"),
-    ("192.168.0.0/16", "private (RFC 1918)"),
-    ("198.18.0.0/15", "reserved (benchmarking)"),
-    ("198.51.100.0/24", "reserved (documentation)"),
-    ("203.0.113.0/24", "reserved (documentation)"),
-    ("224.0.0.0/4", "multicast"),
-    ("240.0.0.0/4", "reserved (and broadcast)"),
+    ("0.0.0.0/8", "an unspecified address"),
+    ("10.0.0.0/8", "a private address (RFC 1918)"),
+    ("100.64.0.0/10", "a shared address (CGNAT)"),
+    ("127.0.0.0/8", "a loopback address"),
+    ("169.254.0.0/16", "a link-local address (cloud metadata)"),
+    ("172.16.0.0/12", "a private address (RFC 1918)"),
+    ("192.0.0.0/24", "a reserved address (IETF protocol assignments)"),
+    ("192.0.2.0/24", "a reserved address (documentation)"),
+    ("192.88.99.0/24", "a reserved address (6to4 relay)"),
+    ("192.168.0.0/16", "a private address (RFC 1918)"),
+    ("198.18.0.0/15", "a reserved address (benchmarking)"),
+    ("198.51.100.0/24", "a reserved address (documentation)"),
+    ("203.0.113.0/24", "a reserved address (documentation)"),
+    ("224.0.0.0/4", "a multicast address"),
+    ("240.0.0.0/4", "a reserved address (or broadcast)"),
 )]
 _BLOCKED_V6 = [(ipaddress.IPv6Network(n), why) for n, why in (
-    ("::/128", "unspecified"),
-    ("::1/128", "loopback"),
-    ("64:ff9b:1::/48", "reserved (local-use NAT64)"),
-    ("100::/64", "reserved (discard-only)"),
-    ("2001::/23", "reserved (IETF protocol assignments)"),
-    ("2001:db8::/32", "reserved (documentation)"),
-    ("fc00::/7", "private (unique local)"),
-    ("fe80::/10", "link-local"),
-    ("fec0::/10", "reserved (site-local)"),
-    ("ff00::/8", "multicast"),
+    ("::/128", "an unspecified address"),
+    ("::1/128", "a loopback address"),
+    ("64:ff9b:1::/48", "a reserved address (local-use NAT64)"),
+    ("100::/64", "a reserved address (discard-only)"),
+    ("2001::/23", "a reserved address (IETF protocol assignments)"),
+    ("2001:db8::/32", "a reserved address (documentation)"),
+    ("fc00::/7", "a private address (unique local)"),
+    ("fe80::/10", "a link-local address"),
+    ("fec0::/10", "a reserved address (site-local)"),
+    ("ff00::/8", "a multicast address"),
 )]
 
 
@@ -94,14 +96,13 @@ def blocked_reason(ip: IPAddress) -> str | None:
             return "a scoped (link-local) address"
         inner = embedded_v4(ip)
         if inner is not None:
-            why = blocked_reason(inner)
-            return None if why is None else f"an IPv6 form of {inner}, {why}"
+            return blocked_reason(inner)
         networks: Iterable[tuple[IPNetwork, str]] = _BLOCKED_V6
     else:
         networks = _BLOCKED_V4
     for net, why in networks:
         if ip in net:
-            return f"{why}, in {net}"
+            return why
     return None
 
 
@@ -170,8 +171,8 @@ class TargetPolicy:
     def check_address(self, host: str, ip: IPAddress) -> None:
         why = self.refusal(ip)
         if why is not None:
-            shown = host if host == str(ip) else f"{host} ({ip})"
-            raise TargetRefused(f"{shown} is {why}; Hermes does not call such addresses "
+            verb = "is" if parse_ip(host) is not None else "resolves to"
+            raise TargetRefused(f"{host} {verb} {why}; Hermes does not call such addresses "
                                 "unless HERMES_ALLOW_PRIVATE_TARGETS allows them")
 
 
@@ -267,11 +268,11 @@ class GuardedResolver(AbstractResolver):
         allowed = [r for r in found
                    if self.policy.refusal(ipaddress.ip_address(r["host"].split("%", 1)[0]))
                    is None]
-        if not allowed:
-            ip = ipaddress.ip_address(found[0]["host"].split("%", 1)[0]) if found else None
-            why = self.policy.refusal(ip) if ip is not None else "unresolvable"
-            # (errno, strerror): aiohttp shows the strerror in its connection error.
-            raise OSError(errno.EACCES, f"target not allowed: {host} resolves to {ip}, {why}")
+        if found and not allowed:
+            why = self.policy.refusal(ipaddress.ip_address(found[0]["host"].split("%", 1)[0]))
+            # (errno, strerror): aiohttp shows the strerror in its connection error, which
+            # the tenant sees as the delivery's last error: no address in it.
+            raise OSError(errno.EACCES, f"target not allowed: {host} resolves to {why}")
         return allowed
 
     async def close(self) -> None:
