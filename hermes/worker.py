@@ -91,7 +91,7 @@ async def _run_parts(container: Container, stop: asyncio.Event) -> None:
     parts: dict[str, Coroutine[Any, Any, None]] = {
         "engine": engine_runner(container).run(stop),
         "delivery": run_delivery(container, stop),
-        "webhooks": WebhookDispatcher(container.pool).run(stop),
+        "webhooks": WebhookDispatcher(container.pool, targets=container.targets).run(stop),
         "sweep": RecoverySweep(container.pool, container.nats.jetstream).run(stop),
         "metrics": serve_worker_metrics(container, stop),
     }

@@ -48,6 +48,7 @@ from hermes.devstack.procs import ChildProcess, wait_until
 from hermes.devstack.services import free_port
 from hermes.infra.postgres.attempts import INTERRUPTED
 from hermes.infra.postgres.migrate import migrate
+from hermes.providers.secrets import new_key_entry
 from hermes.settings import Settings
 from hermes.tenancy.secrets import digest, display_prefix, new_api_key
 
@@ -55,6 +56,8 @@ from hermes.tenancy.secrets import digest, display_prefix, new_api_key
 # engine's JetStream consumers redeliver what a killed worker had fetched after
 # 30 s (their ack wait); the recovery sweep re-drives unstarted messages after 5 s.
 SETTLE_S = 60.0
+# The deployment's master key for provider credentials, shared by its processes.
+MASTER_KEYS = new_key_entry("crash")
 
 _PHONE = re.compile(r"\+4474\d{8}")
 _EMAIL = re.compile(r"crash-\d+@example\.com")
@@ -107,7 +110,8 @@ def deployment() -> Iterator[Deployment]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERMES_")}
         env.update(HERMES_DATABASE_URL=urls.database_url, HERMES_NATS_URL=urls.nats_url,
                    HERMES_REDIS_URL=urls.redis_url, HERMES_SANDBOX_URL=sandbox_url,
-                   HERMES_API_PORT=str(api_port))
+                   HERMES_API_PORT=str(api_port), HERMES_MASTER_KEYS=MASTER_KEYS,
+                   HERMES_ALLOW_PRIVATE_TARGETS="127.0.0.0/8,::1")
         py = sys.executable
         sandbox = ChildProcess("sandbox", [py, "-m", "hermes", "sandbox", "--port",
                                            str(sandbox_port), "--receipt-delay-ms", "50",
@@ -137,7 +141,8 @@ def deployment() -> Iterator[Deployment]:
 async def tenant(deployment: Deployment) -> Deployment:
     settings = Settings(database_url=deployment.database_url,
                         nats_url=deployment.stack.service("nats").url,
-                        redis_url=deployment.stack.service("redis").url)
+                        redis_url=deployment.stack.service("redis").url,
+                        master_keys=MASTER_KEYS)
     container = await open_container(settings, name="crash-test")
     try:
         await container.pool.wait(timeout=10)
