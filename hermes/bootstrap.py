@@ -23,7 +23,7 @@ from hermes.infra.postgres.pool import make_pool
 from hermes.infra.postgres.tenants import PostgresTenantStore
 from hermes.infra.redis.client import make_redis
 from hermes.infra.redis.ratelimit import RedisLimiter
-from hermes.ports import Probe, TenantStore
+from hermes.ports import Limiter, Probe, TenantStore
 from hermes.providers.accounts import AccountDirectory
 from hermes.providers.callbacks import CallbackIntake
 from hermes.providers.deploy import AdapterSync
@@ -82,7 +82,7 @@ class Container:
     attempts: PostgresAttemptStore = _SET_AT_OPEN
     callbacks: CallbackIntake = _SET_AT_OPEN
     # Rate limits and quotas (validation layer 8, and provider accounts' send rates).
-    limiter: RedisLimiter | None = None
+    limiter: Limiter | None = None
     # The master keys for provider credentials, and the SSRF rules for outbound URLs.
     keyring: KeyRing = _SET_AT_OPEN
     targets: TargetPolicy = field(default_factory=TargetPolicy)

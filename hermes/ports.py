@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 from uuid import UUID
 
+from hermes.domain.limits import Decision, Limits
 from hermes.domain.tenancy import ApiKeyInfo, Principal, Tenant
 
 
@@ -45,3 +46,12 @@ class TenantStore(Protocol):
     async def add_admin_token(self, *, prefix: str, token_hash: bytes) -> UUID: ...
 
     async def admin_token_exists(self, token_hash: bytes) -> bool: ...
+
+
+class Limiter(Protocol):
+    """Token buckets and daily quotas shared by every process (validation layer 8, and
+    providers' send rates)."""
+
+    async def take(self, partition: str, limits: Limits, cost: int = 1) -> Decision:
+        """Take `cost` from `partition`'s bucket and today's quota, all or none; cost 0
+        only reads, a negative cost gives back."""

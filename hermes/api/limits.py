@@ -24,8 +24,8 @@ import math
 
 from hermes.bootstrap import Container
 from hermes.domain.errors import Code, FieldError, HermesError
+from hermes.domain.limits import DAY_S, Decision, Limits, whole_seconds
 from hermes.domain.tenancy import Principal
-from hermes.infra.redis.ratelimit import DAY_S, Decision, Limits, whole_seconds
 from hermes.settings import Settings
 
 

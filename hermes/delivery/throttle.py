@@ -19,7 +19,7 @@ import math
 import random
 from typing import Any
 
-from hermes.infra.redis.ratelimit import Limits
+from hermes.domain.limits import Limits
 
 MIN_DELAY_S = 0.05
 MAX_DELAY_S = 5.0

@@ -37,8 +37,8 @@ from hermes.domain.errors import Code, catalogue
 from hermes.domain.jobs import ENCODER, JOB_DECODER, AttemptResult, DeliveryJob, events_subject
 from hermes.infra.nats.connection import NatsConnection
 from hermes.infra.postgres.attempts import Answer, AttemptRow, PostgresAttemptStore
-from hermes.infra.redis.ratelimit import RedisLimiter
 from hermes.observability import hooks, metrics
+from hermes.ports import Limiter
 from hermes.providers.accounts import AccountDirectory, ensure_sandbox_accounts
 from hermes.providers.quarantine import TRAP_CODES, TrapMonitor
 
@@ -104,7 +104,7 @@ class DeliveryWorker:
         ack_wait: float = ACK_WAIT_S,
         keepalive: float = KEEPALIVE_S,
         metrics: DeliveryMetrics = METRICS,
-        limiter: RedisLimiter | None = None,
+        limiter: Limiter | None = None,
         traps: TrapMonitor | None = None,
     ) -> None:
         self.nats = nats

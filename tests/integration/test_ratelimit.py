@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 import pytest
 
 from hermes.bootstrap import Container
+from hermes.domain.limits import Limits, day_of
 from hermes.infra.redis.client import make_redis
-from hermes.infra.redis.ratelimit import SHA, Limits, RedisLimiter, day_of
+from hermes.infra.redis.ratelimit import SHA, RedisLimiter
 
 
 def _partition() -> str:

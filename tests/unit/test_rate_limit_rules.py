@@ -9,8 +9,8 @@ import pytest
 
 from hermes.api.limits import Refused, headers, limits_for
 from hermes.delivery.throttle import MAX_DELAY_S, account_limits, delay
+from hermes.domain.limits import Decision, Limits, day_of, whole_seconds
 from hermes.domain.tenancy import Principal, TenantLimits
-from hermes.infra.redis.ratelimit import Decision, Limits, day_of, whole_seconds
 from hermes.settings import Settings
 
 

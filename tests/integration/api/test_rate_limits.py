@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from hermes.api.app import create_app
 from hermes.bootstrap import Container
-from hermes.infra.redis.ratelimit import day_of
+from hermes.domain.limits import day_of
 from hermes.settings import Settings
 from hermes.tenancy.admin import create_admin_token
 from hermes.tenancy.secrets import digest, display_prefix, new_api_key
