@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -14,6 +15,7 @@ import msgspec
 
 from hermes.delivery.worker import DURABLE, STREAM, DeliveryMetrics, DeliveryWorker
 from hermes.domain.jobs import ENCODER, deliver_subject
+from hermes.infra.redis.client import make_redis
 from hermes.infra.redis.ratelimit import RedisLimiter
 from tests.integration.delivery.support import MESSENTE, TWILIO, World
 
@@ -86,3 +88,20 @@ async def test_jobs_over_an_accounts_rate_wait_and_none_fails(world: World) -> N
     # ...while the other account's jobs, queued behind them, went on at once.
     others = await _sent_at(world, [j.attempt_id for j in fast])
     assert max(others) < sent[1]
+
+
+async def test_with_redis_unreachable_an_accounts_sends_are_not_held(world: World) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redis = make_redis(f"redis://127.0.0.1:{port}/0")
+    worker = DeliveryWorker(nats=world.container.nats, accounts=world.directory,
+                            attempts=world.container.attempts, sender=world.worker.sender,
+                            metrics=DeliveryMetrics(), limiter=RedisLimiter(redis))
+    try:
+        async with _throttled(world, TWILIO):
+            jobs = [await world.job("sms", f"+44740000{3000 + i}", TWILIO) for i in range(3)]
+            results = [await worker.process(job) for job in jobs]  # no Throttled raised
+    finally:
+        await redis.aclose()
+    assert [r.outcome if r else None for r in results] == ["accepted"] * 3
