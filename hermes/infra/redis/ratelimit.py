@@ -146,9 +146,10 @@ class RedisLimiter:
         try:
             raw = await self._call(keys, args)
         except (RedisError, OSError) as exc:
+            if time.monotonic() >= self._skip_until:  # once for the takes that failed together
+                log.warning("rate limiter: Redis did not answer (%s: %s); admitting without "
+                            "a check", type(exc).__name__, exc)
             self._skip_until = time.monotonic() + OUTAGE_BACKOFF_S
-            log.warning("rate limiter: Redis did not answer (%s: %s); admitting without a "
-                        "check", type(exc).__name__, exc)
             return _open(limits, day_end - now, degraded=True)
         verdict, tokens, full_ms, wait_ms, used, now_ms = (int(v) for v in raw)
         return Decision(
@@ -158,7 +159,6 @@ class RedisLimiter:
             retry_after_s=wait_ms / 1000, quota_used=used,
             quota_reset_s=max(0.0, day_end - now_ms / 1000),
         )
-
 
     # --- group calls: one pipeline for the takes of concurrent requests ---
 
