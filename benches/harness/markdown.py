@@ -53,20 +53,29 @@ def _load(result: dict[str, Any]) -> str:
 
 
 def summary_table(results: list[dict[str, Any]]) -> list[str]:
+    """The table, then the commands its last column refers to."""
     out = ["| run | load | rate | p50 | p95 | p99 | latency from | CPU (% of a core) "
            "| peak RSS | load average | reproduce |",
            "|---|---|---:|---:|---:|---:|---|---|---|---|---|"]
+    commands: list[str] = []
     for result in results:
         for r in report.rows(result):
             lat = r["latency"] or {}
             kind = report.KIND_NAMES.get(r.get("kind", ""), "")
             cmd = result.get("reproduce", "").format(kind=kind)
+            if cmd not in commands:
+                commands.append(cmd)
+            # Peak RSS of the processes that worked in this run (and the load generator).
+            rss = {k: v for k, v in r["rss"].items() if r["cpu"].get(k, 0) >= 0.5
+                   or k == "loadgen"}
             out.append(f"| {r['name']} | {r['load']}; {r['note']} "
                        f"| {r['rate']:,.0f} {r['unit']} "
                        f"| {_ms(lat, 'p50')} | {_ms(lat, 'p95')} | {_ms(lat, 'p99')} ms "
                        f"| {r['latency_what']} | {_procs(r['cpu'], '{:.0f}%')} "
-                       f"| {_procs(r['rss'], '{:.0f} MiB')} | {_load(result)} "
-                       f"| `{cmd}` |")
+                       f"| {_procs(rss, '{:.0f} MiB')} | {_load(result)} "
+                       f"| [{commands.index(cmd) + 1}] |")
+    out += ["", "Reproduce:", ""]
+    out += [f"{i}. `{cmd}`" for i, cmd in enumerate(commands, 1)]
     return out
 
 
@@ -80,7 +89,7 @@ def ratio_lines(results: list[dict[str, Any]]) -> list[str]:
                        f"ceiling): **{result['ratio']:.2f}x** in requests/s "
                        f"({result['requests_per_s']['hermes']:,.0f} against "
                        f"{result['requests_per_s']['trivial']:,.0f}); per server CPU-second "
-                       f"{result['ratio_per_cpu']:.2f}x.")
+                       f"{result['ratio_per_cpu']:.2f}x. `{result.get('reproduce', '')}`")
         elif s == "e2e" and result.get("celery_kinds"):
             out.extend(_celery_ratios(result))
         elif s == "mix":
@@ -90,12 +99,15 @@ def ratio_lines(results: list[dict[str, Any]]) -> list[str]:
             verdict = ("every class ended as expected" if k["as_expected"]
                        else "**not every class ended as expected**")
             out.append(f"- Mix at {result['rate']:,.0f}/s: {verdict} ({'; '.join(parts)}); "
-                       + ("sustained." if k["sustained"] else "**not sustained**."))
+                       + ("sustained." if k["sustained"] else "**not sustained**.")
+                       + f" `{result.get('reproduce', '')}`")
         elif s == "baselines":
             a, t = result["adapter"], result["timers"]
             out.append(f"- Adapter `{a['adapter']}`: the core {a['core_us']:.1f} µs of CPU per "
                        f"message against {a['wasmtime_py_us']:.1f} µs with the `wasmtime` PyPI "
-                       f"package (fresh Store per call): **{a['ratio']:.1f}x**.")
+                       f"package (fresh Store per call): **{a['ratio']:.1f}x**. "
+                       "`hermes bench baselines` (in-process part; "
+                       "`.venv/bin/pytest benches/test_adapter_runtime.py -s` has medians too)")
             batched = next(k for k in t["vs_asyncio"] if k.startswith("Wheel, batched"))
             single = next(k for k in t["vs_asyncio"] if k.startswith("Wheel, one call"))
             out.append(f"- Timers: the core's wheel, batched, **{t['vs_asyncio'][batched]:.1f}x**"
@@ -103,7 +115,9 @@ def ratio_lines(results: list[dict[str, Any]]) -> list[str]:
                        f"({t['operations_per_cpu_s'][batched]:,.0f} against "
                        f"{t['operations_per_cpu_s']['asyncio loop.call_later']:,.0f}); one call "
                        f"per timer {t['vs_asyncio'][single]:.1f}x. `CascadeEngine` from Python: "
-                       f"{t['engine_events_per_cpu_s']:,.0f} events per CPU-second.")
+                       f"{t['engine_events_per_cpu_s']:,.0f} events per CPU-second. "
+                       "`hermes bench baselines` (in-process part; "
+                       "`.venv/bin/python benches/test_wheel_py.py` prints the same table)")
     return out
 
 
@@ -119,9 +133,15 @@ def _celery_ratios(result: dict[str, Any]) -> list[str]:
             sustained = [runs[k]["rate"] for k in keys if k in runs and runs[k].get("sustained")]
             best[name] = max(sustained, default=0.0)
         name = report.KIND_NAMES[kind]
-        line = (f"- {name}, Celery + Redis cascade: highest rate sustained Hermes "
-                f"{best['hermes']:,.0f}/s, Celery {best['celery']:,.0f}/s")
-        if best["celery"]:
+        tried = ", ".join(f"{hermes[k]['rate']:,.0f}" for k in keys)
+
+        def verdict(rate: float) -> str:
+            return f"{rate:,.0f}/s" if rate else "none"
+
+        line = (f"- {name} against the Celery + Redis cascade, highest rate sustained (of "
+                f"{tried}/s): Hermes {verdict(best['hermes'])}, Celery "
+                f"{verdict(best['celery'])}")
+        if best["celery"] and best["hermes"]:
             line += f" (**{best['hermes'] / best['celery']:.2f}x**)"
         lats = []
         for k in keys:
@@ -132,8 +152,32 @@ def _celery_ratios(result: dict[str, Any]) -> list[str]:
                             f"{c['p50']:,.0f} ms, p99 {h['p99']:,.0f} against {c['p99']:,.0f} ms")
         if lats:
             line += "; accepted to final webhook, Hermes against Celery: " + "; ".join(lats)
-        out.append(line + ".")
+        out.append(line + f". `{result.get('reproduce', '').format(kind=name)}`")
     return out
+
+
+def _celery_note(results: list[dict[str, Any]]) -> list[str]:
+    pools = [r["celery_pool"] for r in results if r.get("celery_pool")]
+    if not pools:
+        return []
+    pool = pools[0]
+    return [
+        "The Celery baseline (`benches/harness/celery_cascade.py`, `celery_web.py`) is the same "
+        "cascade built the way a Python team would build it without Hermes: a Litestar "
+        "endpoint queues a `send_step` task; the task sends through the same sandbox in the "
+        "same wire formats (Twilio `Messages.json`, SES v2 signed by botocore) and schedules "
+        "a `check_step` task with `countdown` = the step's timeout; the receipts come back "
+        "to the web app, which checks their signatures and records the delivery in Redis; "
+        "`check_step` falls through to email when no receipt closed the step; a `notify` "
+        "task posts the signed final webhook to the same receiver. Broker: the stack's "
+        f"Redis. Worker: the {pool['pool']} pool with {pool['concurrency']} "
+        f"{'processes' if pool['pool'] == 'prefork' else 'workers'}. It keeps its state in "
+        "Redis only and validates only the request's shape, so it does less work per "
+        "cascade than Hermes (no PostgreSQL system of record, no JetStream, no address "
+        "validation). Its runs follow Hermes's in the same deployment, with Hermes's API "
+        "and worker stopped.",
+        "",
+    ]
 
 
 def section(doc: dict[str, Any]) -> str:
@@ -169,6 +213,7 @@ def section(doc: dict[str, Any]) -> str:
         "counted with their parent) over wall seconds; peak RSS is the largest VmHWM among "
         "a process and its children.",
         "",
+        *_celery_note(doc["results"]),
         *summary_table(doc["results"]),
         "",
         "Against the baselines measured in the same invocation:",
