@@ -37,6 +37,12 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -105,6 +111,47 @@ def span_dict(s: ReadableSpan) -> dict[str, Any]:
     }
 
 
+class MessageRatioSampler(Sampler):
+    """`traceidratio` for trace ids that are message ids. The SDK's sampler compares the low
+    64 bits, whose top two are a uuid's fixed variant bits (so it would keep every trace
+    or none); this one decides on the 62 random bits below them, as deterministically:
+    every process makes the same decision for a message."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = min(max(rate, 0.0), 1.0)
+        self.bound = round(self.rate * _BOUND)
+
+    def should_sample(self, parent_context: otel_context.Context | None, trace_id: int,
+                      name: str, kind: SpanKind | None = None,
+                      attributes: Any = None, links: Any = None,
+                      trace_state: Any = None) -> SamplingResult:
+        sampled = (trace_id & (_BOUND - 1)) < self.bound
+        return SamplingResult(Decision.RECORD_AND_SAMPLE if sampled else Decision.DROP,
+                              attributes if sampled else None,
+                              trace.get_current_span(parent_context).get_span_context()
+                              .trace_state)
+
+    def get_description(self) -> str:
+        return f"MessageRatioSampler{{{self.rate}}}"
+
+
+_BOUND = 1 << 62
+
+
+def _sampler(env: Mapping[str, str]) -> Sampler | None:
+    """The ratio samplers of `OTEL_TRACES_SAMPLER`, made to work on message ids; None leaves
+    the choice to the SDK (which reads the same variable)."""
+    name = env.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    if name not in {"traceidratio", "parentbased_traceidratio"}:
+        return None
+    try:
+        rate = float(env.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+    except ValueError:
+        rate = 1.0
+    ratio = MessageRatioSampler(rate)
+    return ratio if name == "traceidratio" else ParentBased(ratio)
+
+
 def _processors(trace_file: str | None, env: Mapping[str, str]) -> list[SpanProcessor]:
     out: list[SpanProcessor] = []
     if trace_file:
@@ -133,7 +180,8 @@ def setup(service: str, trace_file: str | None = None,
                              "hermes.process": service}
     if not env.get("OTEL_SERVICE_NAME"):
         attrs["service.name"] = f"hermes-{service}"
-    provider = TracerProvider(resource=Resource.create(attrs), id_generator=_Ids())
+    provider = TracerProvider(resource=Resource.create(attrs), id_generator=_Ids(),
+                              sampler=_sampler(env))
     for p in processors:
         provider.add_span_processor(p)
     _provider, _tracer, ENABLED = provider, provider.get_tracer("hermes", hermes.__version__), True
@@ -150,16 +198,26 @@ def shutdown() -> None:
 
 # -- ids every process can derive ---------------------------------------------------
 
+def _flags(trace_id: int) -> TraceFlags:
+    """Whether the message's trace is sampled: the sampler's decision for its root, which
+    every process makes alike from the trace id."""
+    if _provider is None:
+        return TraceFlags(TraceFlags.DEFAULT)
+    decision = _provider.sampler.should_sample(None, trace_id, "message").decision
+    sampled = decision == Decision.RECORD_AND_SAMPLE
+    return TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+
+
 def message_root(message_id: UUID) -> SpanContext:
     """The accept span of a message, as a remote parent."""
     return SpanContext(message_id.int, (message_id.int & _MASK64) or 1, is_remote=True,
-                       trace_flags=TraceFlags(TraceFlags.SAMPLED))
+                       trace_flags=_flags(message_id.int))
 
 
 def attempt_context(message_id: UUID, attempt_id: UUID) -> SpanContext:
     """The span of a delivery attempt, as a remote parent (the receipt callback's)."""
     return SpanContext(message_id.int, (attempt_id.int & _MASK64) or 1, is_remote=True,
-                       trace_flags=TraceFlags(TraceFlags.SAMPLED))
+                       trace_flags=_flags(message_id.int))
 
 
 def _as_parent(ctx: SpanContext) -> otel_context.Context:

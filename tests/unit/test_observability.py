@@ -231,3 +231,35 @@ def test_otlp_is_configured_by_the_standard_variables() -> None:
     assert not tracing.setup("test", None, env={
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_TRACES_EXPORTER": "none"})
     assert not tracing.ENABLED
+
+
+def test_ratio_sampling_keeps_a_share_of_messages_and_decides_alike_everywhere(
+        tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    ids = [uuid7(1_764_000_000_000 + i) for i in range(2000)]
+    # The SDK's ratio sampler reads bits a uuid fixes: it would keep every message or none.
+    sdk = TraceIdRatioBased(0.25)
+    assert not any(sdk.should_sample(None, m.int, "x").decision.is_sampled() for m in ids)
+    kept = [m for m in ids if tracing.MessageRatioSampler(0.25).should_sample(
+        None, m.int, "x").decision == tracing.Decision.RECORD_AND_SAMPLE]
+    assert 350 < len(kept) < 650
+
+    path = tmp_path / "spans.jsonl"
+    assert tracing.setup("test", str(path), env={"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                                                 "OTEL_TRACES_SAMPLER_ARG": "0.25"})
+    try:
+        for m in ids[:200]:
+            with hooks.accepting(m, uuid.uuid4(), datetime.now(UTC)):
+                pass
+            # A span another process makes from the message id alone follows the same choice.
+            trace = EngineTrace()
+            trace.span(m)
+            trace.end()
+    finally:
+        tracing.shutdown()
+    recorded = _read(path)
+    roots = {s["trace_id"] for s in recorded if s["name"] == "POST /v1/messages"}
+    timers = {s["trace_id"] for s in recorded if s["name"] == "engine timer"}
+    assert roots == timers == {m.hex for m in kept if m in ids[:200]}
+    assert 0 < len(roots) < 200
