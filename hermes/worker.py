@@ -17,6 +17,7 @@ from typing import Any
 
 from hermes.bootstrap import Container, open_container
 from hermes.cascade import notices
+from hermes.cascade.leases import ShardLeases
 from hermes.cascade.runner import CascadeRunner
 from hermes.cascade.store import PostgresCascadeStore
 from hermes.cascade.sweep import RecoverySweep
@@ -89,7 +90,8 @@ def engine_runner(container: Container) -> CascadeRunner:
 
 async def _run_parts(container: Container, stop: asyncio.Event) -> None:
     parts: dict[str, Coroutine[Any, Any, None]] = {
-        "engine": engine_runner(container).run(stop),
+        "engine": engine_runner(container).run(stop, leases=ShardLeases(
+            container.settings.database_url or "", container.settings.shard_count)),
         "delivery": run_delivery(container, stop),
         "webhooks": WebhookDispatcher(container.pool, targets=container.targets).run(stop),
         "sweep": RecoverySweep(container.pool, container.nats.jetstream).run(stop),

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, cast
 from uuid import UUID
@@ -21,9 +22,11 @@ from uuid import UUID
 import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from hermes import _core
 from hermes.cascade.context import MessageContext
+from hermes.cascade.leases import LeaseLost, ShardLeases
 from hermes.cascade.store import Batch, NewAttempt, PostgresCascadeStore, _ts
 from hermes.domain.ids import uuid7
 from hermes.domain.jobs import (
@@ -97,12 +100,16 @@ class CascadeRunner:
         self._stop: asyncio.Event | None = None
         self._trace: EngineTrace | None = None  # this turn's spans, when tracing is on
         metrics.watch_engine(self)
+        # The shards this engine owns under leases; None: every shard.
+        self.owned: set[int] | None = None
 
     # -- start and stop ------------------------------------------------------
 
     async def rebuild(self) -> int:
-        """Load every open cascade from PostgreSQL; deadlines that passed fire on the next tick."""
-        rows = await self.store.open_cascades()
+        """Load every open cascade (of the shards this engine owns, when it runs under leases)
+        from PostgreSQL; deadlines that passed fire on the next tick."""
+        rows = await self.store.open_cascades(
+            None if self.owned is None else sorted(self.owned))
         self.engine = _core.CascadeEngine(self.clock())
         self.contexts = {ctx.id: ctx for ctx, _ in rows}
         self.engine.restore(cast(Any, [(ctx.id.bytes, state) for ctx, state in rows]))
@@ -125,8 +132,15 @@ class CascadeRunner:
                 delay = min(delay * 2, 2.0)
 
     async def run(self, stop: asyncio.Event, *, ready: Callable[[], Awaitable[None]] | None = None,
-                  durable_prefix: str = "engine") -> None:
+                  durable_prefix: str = "engine", leases: ShardLeases | None = None,
+                  lease_check_s: float = 1.0) -> None:
+        """Run until `stop`. Without `leases` this engine takes every shard (one worker per
+        deployment); with them, only the shards it holds a lease on, so workers can be
+        added, removed or killed while cascades run."""
         self._stop = stop
+        if leases is not None:
+            await self._run_leased(stop, ready, durable_prefix, leases, lease_check_s)
+            return
         await self._rebuild_when_possible()
         js = self.js_factory()
         subs = [
@@ -156,6 +170,94 @@ class CascadeRunner:
                 with contextlib.suppress(Exception):
                     await s.unsubscribe()
 
+    # -- shard leases ----------------------------------------------------------
+
+    async def _run_leased(self, stop: asyncio.Event, ready: Callable[[], Awaitable[None]] | None,
+                          prefix: str, leases: ShardLeases, check_s: float) -> None:
+        self.owned = set()
+        self.engine = _core.CascadeEngine(self.clock())
+        self.contexts = {}
+        consumers = _ShardConsumers(self, prefix, stop)
+        next_check = 0.0
+        announced = False
+        try:
+            while not stop.is_set():
+                if time.monotonic() >= next_check:
+                    await self._rebalance(leases, consumers)
+                    next_check = time.monotonic() + check_s
+                    if not announced and ready is not None:
+                        announced = True
+                        await ready()
+                await self.turn(await self._take())
+        finally:
+            # Hand everything back: what was fetched is redelivered once the consumers are
+            # gone, and closing the lease session frees the shards for the other workers.
+            await consumers.stop(drain=False)
+            while not self.inbox.empty():
+                with contextlib.suppress(Exception):
+                    await self.inbox.get_nowait().nak()
+            await consumers.delete()
+            await leases.close()
+
+    async def _rebalance(self, leases: ShardLeases, consumers: _ShardConsumers) -> None:
+        """Hold the fair share of shards: give back extra ones, take free ones."""
+        assert self.owned is not None
+        try:
+            if leases.conn is None:
+                await leases.open()
+            members = await leases.members()
+            held = await leases.held()
+            target = leases.fair_share(members)
+            if not self.owned <= held:
+                raise LeaseLost(f"shards {sorted(self.owned - held)} are no longer locked")
+            if len(self.owned) > target:
+                give = sorted(self.owned)[target:]
+                await self._reshape(self.owned - set(give), consumers)
+                await leases.release(give)
+                log.info("gave back shards %s (%d workers); holding %s", give, members,
+                         sorted(self.owned))
+            elif len(self.owned) < target:
+                free = [s for s in range(leases.shard_count) if s not in self.owned]
+                got = await leases.try_acquire(free, target - len(self.owned))
+                if got:
+                    await self._reshape(self.owned | set(got), consumers, acquired=got)
+                    log.info("took shards %s (%d workers); holding %s", got, members,
+                             sorted(self.owned))
+        except Exception as exc:
+            if self._stop is not None and self._stop.is_set():
+                return
+            # The locks may be gone (lease connection lost), or taking shards failed
+            # half way: own nothing until the next check starts over.
+            log.error("shard leases: %s; dropping every shard until the next check", exc)
+            with contextlib.suppress(Exception):
+                await self._reshape(set(), consumers, lost=True)
+            self.owned = set()
+            self.engine = _core.CascadeEngine(self.clock())
+            self.contexts = {}
+            await leases.close()
+
+    async def _reshape(self, owned: set[int], consumers: _ShardConsumers, *,
+                       acquired: Sequence[int] = (), lost: bool = False) -> None:
+        """Change the owned shards between turns: stop consuming, finish what was fetched
+        (unless the leases are lost), bring the engine to the new set, consume again."""
+        assert self.owned is not None
+        await consumers.stop(drain=not lost)
+        if lost:
+            while not self.inbox.empty():
+                self.inbox.get_nowait()  # not ours any more: redelivered to the next owner
+        await consumers.delete()
+        released = self.owned - owned
+        self.owned = set(owned)
+        if released or lost:
+            await self.rebuild()
+        elif acquired:
+            rows = await self.store.open_cascades(sorted(acquired))
+            fresh = [(ctx, state) for ctx, state in rows if ctx.id not in self.contexts]
+            self.contexts.update({ctx.id: ctx for ctx, _ in fresh})
+            self.engine.restore(cast(Any, [(ctx.id.bytes, state) for ctx, state in fresh]))
+        if self.owned:
+            await consumers.start(sorted(self.owned))
+
     async def _fetch(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
         import nats.errors
 
@@ -170,6 +272,12 @@ class CascadeRunner:
             except Exception as exc:  # connection trouble: nats-py reconnects; back off
                 log.warning("engine fetch failed: %s", exc)
                 await asyncio.sleep(0.5)
+
+    def drain_inbox(self) -> list[Msg]:
+        msgs: list[Msg] = []
+        while len(msgs) < self.batch_size and not self.inbox.empty():
+            msgs.append(self.inbox.get_nowait())
+        return msgs
 
     async def _take(self) -> list[Msg]:
         msgs: list[Msg] = []
@@ -421,3 +529,96 @@ class CascadeRunner:
                 log.warning("publish of job %s failed: %s", job.attempt_id, exc)
 
         await asyncio.gather(*(one(j) for j in jobs))
+
+
+# The engine's streams: where commands and events for shard N are published.
+_ENGINE_STREAMS = (("HERMES_CASCADE", "hermes.cascade", "commands"),
+                   ("HERMES_EVENTS", "hermes.events", "events"))
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` is one token, a final `>` one or more."""
+    p, s = pattern.split("."), subject.split(".")
+    for i, token in enumerate(p):
+        if token == ">":
+            return len(s) > i
+        if i >= len(s) or (token != "*" and token != s[i]):
+            return False
+    return len(p) == len(s)
+
+
+class _ShardConsumers:
+    """This engine's JetStream consumers for the shards it owns.
+
+    A consumer's filter is fixed for its life: JetStream skips messages already stored
+    when a filter is widened, so a new set of shards gets new consumers (with a new
+    generation in their names), created after the old ones are deleted. Work-queue
+    streams allow one consumer per subject, and deleting a consumer puts what it had
+    delivered but not acked back in reach of the next one.
+    """
+
+    def __init__(self, runner: CascadeRunner, prefix: str, stop: asyncio.Event) -> None:
+        self.runner = runner
+        self.prefix = prefix
+        self.stop_event = stop
+        self.member = uuid.uuid4().hex[:10]
+        self.generation = 0
+        self.names: list[tuple[str, str]] = []
+        self.subs: list[JetStreamContext.PullSubscription] = []
+        self.fetchers: list[asyncio.Task[None]] = []
+
+    async def start(self, shards: list[int]) -> None:
+        js = self.runner.js_factory()
+        self.generation += 1
+        for stream, base, kind in _ENGINE_STREAMS:
+            subjects = [f"{base}.{s}" for s in shards]
+            await self._clear_stale(js, stream, subjects)
+            name = f"{self.prefix}-{self.member}-{self.generation}-{kind}"
+            await js.add_consumer(stream, ConsumerConfig(
+                durable_name=name, filter_subjects=subjects, ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL, inactive_threshold=300.0))
+            self.names.append((stream, name))
+            self.subs.append(await js.pull_subscribe_bind(durable=name, stream=stream))
+        self.fetchers = [asyncio.create_task(self.runner._fetch(s, self.stop_event))
+                         for s in self.subs]
+
+    async def _clear_stale(self, js: JetStreamContext, stream: str, subjects: list[str]) -> None:
+        """Delete engine consumers that still filter on these subjects: ones left by a
+        worker that died (its leases ended with its session), or by an older version."""
+        for info in await js.consumers_info(stream):
+            name = info.name or ""
+            if not name.startswith(f"{self.prefix}-") or (stream, name) in self.names:
+                continue
+            filters = list(info.config.filter_subjects or [])
+            if info.config.filter_subject:
+                filters.append(info.config.filter_subject)
+            if not filters or any(subject_matches(f, s) for f in filters for s in subjects):
+                log.info("deleting stale engine consumer %s on %s", name, stream)
+                with contextlib.suppress(Exception):
+                    await js.delete_consumer(stream, name)
+
+    async def stop(self, *, drain: bool) -> None:
+        """Stop fetching; with `drain`, process what was already fetched first."""
+        fetchers, self.fetchers = self.fetchers, []
+        for f in fetchers:
+            f.cancel()
+        for f in fetchers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await f
+        while drain and not self.runner.inbox.empty():
+            await self.runner.turn(self.runner.drain_inbox())
+
+    async def delete(self) -> None:
+        subs, self.subs = self.subs, []
+        for sub in subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        names, self.names = self.names, []
+        if not names:
+            return
+        js = self.runner.js_factory()
+        for stream, name in names:
+            try:
+                await js.delete_consumer(stream, name)
+            except Exception as exc:  # left for the next owner's clean-up, or its threshold
+                log.warning("deleting engine consumer %s failed: %s", name, exc)

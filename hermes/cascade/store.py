@@ -8,7 +8,7 @@ core's serialised state.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -103,12 +103,18 @@ class PostgresCascadeStore:
                 " AND finished_at IS NULL", (ids,))
             return {r[0] for r in await cur.fetchall()}
 
-    async def open_cascades(self) -> list[tuple[MessageContext, bytes]]:
-        """Every started, unfinished cascade with its state: the wheel is rebuilt from these."""
+    async def open_cascades(self, shards: Sequence[int] | None = None
+                            ) -> list[tuple[MessageContext, bytes]]:
+        """Every started, unfinished cascade with its state (of `shards`, or of all): the
+        wheel is rebuilt from these."""
+        if shards is not None and not shards:
+            return []
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_OPEN_COLUMNS} FROM messages"
-                " WHERE finished_at IS NULL AND engine_state IS NOT NULL")
+                " WHERE finished_at IS NULL AND engine_state IS NOT NULL"
+                " AND (%s::smallint[] IS NULL OR shard = ANY(%s::smallint[]))",
+                (None if shards is None else list(shards),) * 2)
             return [(_context(r), bytes(r[6])) for r in await cur.fetchall()]
 
     async def load(self, ids: list[UUID]) -> dict[UUID, tuple[MessageContext, bytes | None, bool]]:

@@ -42,6 +42,7 @@ import psycopg
 import pytest
 
 from hermes.bootstrap import open_container
+from hermes.cascade.leases import SHARD_LOCKS
 from hermes.delivery.worker import ACK_WAIT_S as DELIVERY_ACK_WAIT_S
 from hermes.devstack import Stack
 from hermes.devstack.procs import ChildProcess, wait_until
@@ -308,7 +309,8 @@ async def check_outcomes(h: Deployment, *, window_bound: int) -> dict[str, int]:
     assert duplicates <= len(interrupted), (duplicates, interrupted)
     # ...which are bounded, marked in PostgreSQL, and each logged by the worker that closed it.
     assert len(interrupted) <= window_bound, interrupted
-    logged = set(_WINDOW_LOG.findall((h.logs / "worker.log").read_text(errors="replace")))
+    logged = {aid for path in h.logs.glob("worker*.log")
+              for aid in _WINDOW_LOG.findall(path.read_text(errors="replace"))}
     assert interrupted <= logged, interrupted - logged
     return {"messages": len(counts), "accepted": len(ids), "attempts": len(attempts),
             "requests": sum(requests.values()), "interrupted": len(interrupted),
@@ -424,3 +426,44 @@ async def test_postgres_restarted_mid_run_no_202_without_a_commit(tenant: Deploy
     assert h.worker.running(), h.worker.log_tail(30)
     await settle(h)
     print("postgres restart:", sender.statuses, await check_outcomes(h, window_bound=256))
+
+
+def _shard_holders(h: Deployment) -> dict[int, int]:
+    """Worker backend pid -> shards it holds a lease on."""
+    rows = _db(h, "SELECT pid, count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                  " AND classid::bigint = %s AND granted GROUP BY pid", (SHARD_LOCKS,))
+    return {int(pid): int(n) for pid, n in rows}
+
+
+@pytest.mark.timeout(180)
+async def test_a_second_worker_takes_over_when_one_is_killed(tenant: Deployment) -> None:
+    h = tenant
+    second = ChildProcess("worker2", h.worker.argv, log_path=h.logs / "worker2.log",
+                          env=h.worker.env)
+    second.start()
+    try:
+        # The two workers split the 16 shards between them.
+        deadline = time.monotonic() + 30
+        while sorted(_shard_holders(h).values()) != [8, 8]:
+            assert time.monotonic() < deadline, _shard_holders(h)
+            await asyncio.sleep(0.2)
+        sender = Sender(h, concurrency=16)
+        burst = asyncio.create_task(sender.burst(200))
+        deadline = time.monotonic() + 30
+        while _db(h, "SELECT count(*) FROM attempts WHERE sent_at IS NOT NULL")[0][0] < 20:
+            assert time.monotonic() < deadline, "no provider calls within 30 s"
+            await asyncio.sleep(0.05)
+        h.worker.kill()  # not restarted: the second worker must finish everything
+        await burst
+        assert sender.accepted == 200, sender.statuses
+        deadline = time.monotonic() + 15
+        while list(_shard_holders(h).values()) != [16]:
+            assert time.monotonic() < deadline, _shard_holders(h)
+            await asyncio.sleep(0.2)
+        await settle(h)
+        await wait_window_closed(h, DELIVERY_ACK_WAIT_S + 15)
+        print("worker kill with a second worker:", await check_outcomes(h, window_bound=256))
+    finally:
+        second.stop(timeout=15)
+        if not h.worker.running():
+            h.restart_worker()
