@@ -98,8 +98,9 @@ class Deployment:
     def start_worker(self, loop: str = "asyncio") -> None:
         argv = ([sys.executable, "-m", "benches.harness.uvloop_worker"] if loop == "uvloop"
                 else [sys.executable, "-m", "hermes", "worker"])
-        child = ChildProcess("worker", argv,
-                             log_path=self.root / "logs" / "worker.log", env=self.env, cwd=ROOT)
+        # At info level the worker says "worker ready" (it logs little else at that level).
+        child = ChildProcess("worker", argv, log_path=self.root / "logs" / "worker.log",
+                             env={**self.env, "HERMES_LOG_LEVEL": "info"}, cwd=ROOT)
         self.procs["worker"] = child
         child.start()
         log = self.root / "logs" / "worker.log"
