@@ -72,6 +72,9 @@ Decoded = tuple[StartCommand | CancelCommand | AttemptResult | ReceiptNotice,
                 MessageContext | None]
 
 
+# Timeline kinds that mean the cascade moved past a step.
+_LEFT_STEP = frozenset({"step_timed_out", "step_failed"})
+
 # A receipt for a cascade that already ended is still news for the tenant.
 _LATE = {"delivered": "late_delivered", "read": "late_read"}
 
@@ -453,6 +456,8 @@ class CascadeRunner:
             if a["kind"] == "step_started":
                 # Not at the start command: a scheduled message stays `scheduled` until then.
                 batch.update(mid).status = "sending"
+            elif a["kind"] in _LEFT_STEP and a.get("step") is not None:
+                batch.left_steps.append((mid, a["step"]))
         elif kind == "set_timer":
             batch.update(mid).deadline_ms = a["deadline"]
         elif kind == "cancel_timer":

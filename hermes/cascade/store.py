@@ -50,6 +50,9 @@ class Batch:
     events: list[tuple[UUID, datetime, str, str]] = field(default_factory=list)
     updates: dict[UUID, MessageUpdate] = field(default_factory=dict)
     attempts: list[NewAttempt] = field(default_factory=list)
+    # Steps the cascade moved past (timed out or failed): their attempts not yet sent
+    # are closed, so a job still queued for one is never sent.
+    left_steps: list[tuple[UUID, int]] = field(default_factory=list)
     # Tenant webhook events (hermes.webhooks.events.WebhookEvent), queued in the same
     # transaction as the state change they report.
     notices: list[Any] = field(default_factory=list)
@@ -61,7 +64,8 @@ class Batch:
         return u
 
     def empty(self) -> bool:
-        return not (self.events or self.updates or self.attempts or self.notices)
+        return not (self.events or self.updates or self.attempts or self.notices
+                    or self.left_steps)
 
 
 def _ts(ms: int) -> datetime:
@@ -166,6 +170,17 @@ class PostgresCascadeStore:
                 "UPDATE attempts SET status = 'failed', error_code = %s, answered_at = now()"
                 " WHERE message_id = ANY(%s) AND status = 'pending'",
                 (Code.MESSAGE_ALREADY_FINAL, finished))
+        if batch.left_steps:
+            # As at the end of a cascade: a job held up past its step's timeout (a backlog,
+            # a throttled provider account) must not reach the provider after the cascade
+            # fell back to the next channel.
+            await cur.execute(
+                "UPDATE attempts a SET status = 'failed', error_code = %s, answered_at = now()"
+                " FROM unnest(%s::uuid[], %s::int[]) AS l(message_id, step)"
+                " WHERE a.message_id = l.message_id AND a.step = l.step"
+                " AND a.status = 'pending'",
+                (Code.CASCADE_STEP_LEFT, [m for m, _ in batch.left_steps],
+                 [s for _, s in batch.left_steps]))
         if batch.notices and self.notice_writer is not None:
             await self.notice_writer(conn, batch)
 

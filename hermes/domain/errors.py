@@ -24,6 +24,7 @@ class Code(StrEnum):
     REQUEST_METHOD_NOT_ALLOWED = "request.method_not_allowed"
     REQUEST_UNSUPPORTED_MEDIA_TYPE = "request.unsupported_media_type"
     MESSAGE_ALREADY_FINAL = "message.already_final"
+    CASCADE_STEP_LEFT = "cascade.step_left"
     AUTH_MISSING = "auth.missing"
     AUTH_INVALID = "auth.invalid"
     AUTH_FORBIDDEN = "auth.forbidden"

@@ -79,6 +79,7 @@ catalogue! {
     CascadeTimeoutOutOfRange => ("cascade.timeout_out_of_range", 422, false, "A step timeout is outside 1 s to 72 h"),
     CascadeExpiresInPast => ("cascade.expires_in_past", 422, false, "The expiry time is not after now and send_at"),
     CascadeSendAtTooFar => ("cascade.send_at_too_far", 422, false, "The scheduled send time is more than 35 days ahead"),
+    CascadeStepLeft => ("cascade.step_left", 409, false, "The cascade moved past this step before the attempt was sent"),
     // Tenant policy (layer 6) and routing.
     PolicyChannelDisabled => ("policy.channel_disabled", 403, false, "The channel is not enabled for this tenant"),
     RoutingNoProvider => ("routing.no_provider", 503, true, "No healthy provider account serves this channel and country"),

@@ -34,6 +34,7 @@ from hermes.domain.jobs import (
 )
 from hermes.domain.messages import Address, Content, MessageSpec, StepSpec
 from hermes.infra.nats.streams import STREAMS, ensure_streams
+from hermes.infra.postgres.attempts import PostgresAttemptStore
 from hermes.infra.postgres.messages import NewMessage
 
 
@@ -252,6 +253,32 @@ async def test_seed_cascade_sms_unconfirmed_falls_back_to_email(
         await _send(container, _receipt(sms, "delivered"), f"{sms.attempt_id}:late")
         row = await _until(container, mid,
                            lambda r: any(k == "late_receipt" for k, _ in r["timeline"]))
+
+
+async def test_a_job_still_queued_when_its_step_times_out_is_never_sent(
+    container: Container, env: dict[str, Any]
+) -> None:
+    clock = Clock(_now())
+    mid = await _submit(container, env["tenant"].id, SEED_STEPS, clock)
+    async with Running(container, env["chooser"], clock):
+        sms = await _next_job(env, mid)  # published; no delivery worker has claimed it yet
+        clock.ms += 30_001  # the SMS step times out while the job still waits
+        email = await _next_job(env, mid)
+        row = await _until(container, mid, lambda r: len(r["attempts"]) == 2)
+        assert row["finished"] is None
+        assert [(a[0], a[2], a[4]) for a in row["attempts"]] == [(0, "sms", "failed"),
+                                                                 (1, "email", "pending")]
+        async with container.pool.connection() as conn:
+            cur = await conn.execute("SELECT error_code FROM attempts WHERE id = %s",
+                                     (sms.attempt_id,))
+            assert await cur.fetchone() == ("cascade.step_left",)
+        # The delivery worker that finally takes the SMS job cannot claim it: never sent.
+        attempts = PostgresAttemptStore(container.pool)
+        try:
+            assert not await attempts.claim(sms.attempt_id)
+            assert await attempts.claim(email.attempt_id)
+        finally:
+            await attempts.close()
 
 
 async def test_sms_delivered_stops_the_cascade(container: Container, env: dict[str, Any]) -> None:
