@@ -40,6 +40,7 @@ from hermes.domain.jobs import (
     StartCommand,
     deliver_subject,
 )
+from hermes.observability import logging as logs
 from hermes.observability import metrics, tracing
 from hermes.observability.engine import EngineTrace
 
@@ -522,6 +523,7 @@ class CascadeRunner:
         trace = self._trace
 
         async def one(job: DeliveryJob) -> None:
+            logs.bind(job.message_id, job.tenant_id)  # each job is a task: its own context
             headers = {"Nats-Msg-Id": str(job.attempt_id)}
             if trace is not None:
                 trace.job_headers(job.message_id, headers)
