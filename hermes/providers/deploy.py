@@ -88,13 +88,14 @@ class AdapterSync:
         self._task = asyncio.create_task(self._run(), name="adapter-sync")
 
     async def stop(self) -> None:
-        for task in [self._task, *self._unloads]:
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        with contextlib.suppress(Exception):
-            await self.redis.delete(LIVE_PREFIX + self.process_id)
+        tasks = [t for t in (self._task, *self._unloads) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.redis.delete(LIVE_PREFIX + self.process_id), 2.0)
 
     def wake(self) -> None:
         """Converge now rather than at the next period."""

@@ -3,9 +3,12 @@ every process, rollback, and the per-process live view."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -113,8 +116,26 @@ async def test_a_golden_vector_that_does_not_match_names_the_vector(
     assert "201 created" in r.json()["detail"]
 
 
+@contextlib.contextmanager
+def sandbox_in_a_thread() -> Iterator[Sandbox]:
+    """The provider sandbox on an event loop of its own: the test client runs the app on
+    another loop and blocks the test's while a request is handled."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    sandbox = Sandbox(receipt_delay=0.05)
+    asyncio.run_coroutine_threadsafe(sandbox.__aenter__(), loop).result(10)
+    try:
+        yield sandbox
+    finally:
+        asyncio.run_coroutine_threadsafe(sandbox.__aexit__(None, None, None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
 async def test_smoke_test_against_the_sandbox(settings: Settings, admin: dict[str, str]) -> None:
-    async with Sandbox(receipt_delay=0.05) as sandbox:
+    with sandbox_in_a_thread() as sandbox:
         app = create_app(settings.with_overrides(sandbox_url=sandbox.url))
         async with AsyncTestClient(app) as client:
             r = await client.post("/admin/v1/adapters", content=twilio(unique_version()),
