@@ -138,3 +138,19 @@ def test_hermes_bench_smoke(tmp_path: Path) -> None:
     assert "Hand-written figures." in text and "More hand-written text." in text
     assert "| hermes ingest-batch |" in text
     assert "`hermes bench ingest-batch --seconds 1 --batch 100`" in text
+
+
+def test_hermes_bench_outside_a_checkout_says_where_the_harness_is(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from hermes import bench_cli
+
+    monkeypatch.setattr(bench_cli, "find_checkout", lambda: None)
+    assert bench_cli.main(["all"]) == 2
+    assert "benches/harness/ of a Hermes checkout" in capsys.readouterr().err
+
+
+def test_hermes_bench_finds_the_checkout() -> None:
+    from hermes import bench_cli
+
+    root = bench_cli.find_checkout()
+    assert root is not None and (root / "benches" / "harness" / "__main__.py").is_file()
