@@ -18,6 +18,8 @@ from typing import Any
 
 from benches.harness import report
 
+# The targets the issues set: end to end in cascades/s sustained.
+TARGETS = {"first": 2000, "fallthrough": 1000}
 START = "<!-- bench:harness:start -->"
 END = "<!-- bench:harness:end -->"
 
@@ -84,12 +86,19 @@ def ratio_lines(results: list[dict[str, Any]]) -> list[str]:
     out = []
     for result in results:
         s = result["scenario"]
-        if s == "single":
+        if s == "ingest":
+            rate = result["messages_per_s"]
+            out.append(f"- Durable ingest: {rate:,.0f} messages/s, **{rate / 10_000:.2f}x** the "
+                       f"target of 10,000/s ({'met' if rate >= 10_000 else 'not met'}). "
+                       f"`{result.get('reproduce', '')}`")
+        elif s == "single":
             out.append(f"- `POST /v1/messages` against the trivial Litestar endpoint (the HTTP "
                        f"ceiling): **{result['ratio']:.2f}x** in requests/s "
                        f"({result['requests_per_s']['hermes']:,.0f} against "
                        f"{result['requests_per_s']['trivial']:,.0f}); per server CPU-second "
-                       f"{result['ratio_per_cpu']:.2f}x. `{result.get('reproduce', '')}`")
+                       f"{result['ratio_per_cpu']:.2f}x; the target of 0.70x is "
+                       f"{'met' if result['ratio'] >= 0.70 else 'not met'}. "
+                       f"`{result.get('reproduce', '')}`")
         elif s == "e2e" and result.get("celery_kinds"):
             out.extend(_celery_ratios(result))
         elif s == "mix":
@@ -143,6 +152,10 @@ def _celery_ratios(result: dict[str, Any]) -> list[str]:
                 f"{verdict(best['celery'])}")
         if best["celery"] and best["hermes"]:
             line += f" (**{best['hermes'] / best['celery']:.2f}x**)"
+        target = TARGETS[kind]
+        line += (f"; Hermes's target of {target:,}/s is "
+                 + ("met" if best["hermes"] >= target else
+                    f"not met ({best['hermes'] / target:.2f}x)"))
         lats = []
         for k in keys:
             if k in celery and hermes[k]["accepted_to_final_ms"] and \
