@@ -277,6 +277,7 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
         spies: list[subprocess.Popen[bytes]] = []
         result: dict[str, Any] = {}
         rss: dict[str, dict[str, float]] = {}
+        # The bar starts with the window (after the warm-up).
         bar = Bar(config.get("label", config["url"].rsplit("/", 2)[-1]), config["seconds"])
         for line in proc.stdout:
             line = line.strip()
@@ -286,6 +287,7 @@ def run_loadgen(config: dict[str, Any], pids: dict[str, int],
                 bar.update(float(at), f"{int(ok):,} ok ({rate:,.0f}/s), {int(errors):,} errors")
             elif line == "window-start":
                 before, t0 = tree_cpu(watched), time.monotonic()
+                bar.started = time.monotonic()
                 if on_window is not None:
                     on_window("start")
                 spies = [_py_spy(pids[name], svg, config["seconds"])

@@ -32,7 +32,8 @@ def ingest(seconds: float, *, batch: int = 500, clients: int = 2,
         run = run_loadgen({
             "url": f"{api}/v1/messages/batch", "bodies": payloads.batches("seed", batch),
             "headers": {"authorization": tenant["auth"]}, "clients": clients,
-            "seconds": seconds, "warmup": 2.0, "count_accepted": True}, d.pids(),
+            "seconds": seconds, "warmup": 2.0, "count_accepted": True,
+            "label": "hermes ingest-batch"}, d.pids(),
             _profile(d, profile, ("api",), "ingest"),
             on_window=lambda edge: in_stream.__setitem__(edge, d.published()))
         stored = d.count_messages(tenant["id"])
@@ -72,12 +73,13 @@ def single(seconds: float, *, clients: int = 64, rounds: int = 2,
         urls = {"hermes": d.start_api(), "trivial": d.start_trivial()}
         tenant = d.new_tenant()
         bodies = payloads.singles("seed")
-        for _ in range(rounds):
+        for i in range(rounds):
             for name in ("trivial", "hermes"):
                 run = run_loadgen({
                     "url": f"{urls[name]}/v1/messages", "bodies": bodies,
                     "headers": {"authorization": tenant["auth"]}, "clients": clients,
-                    "seconds": seconds, "warmup": 2.0}, d.pids(),
+                    "seconds": seconds, "warmup": 2.0,
+                    "label": f"{name} ingest-single #{i + 1}"}, d.pids(),
                     _profile(d, profile, ("api",) if name == "hermes" else (), "single"))
                 if run["errors"]:
                     raise RuntimeError(f"single/{name}: {run['errors']} failed; "
