@@ -192,3 +192,12 @@ async def test_a_batch_refuses_only_the_items_with_nothing_left_to_send(
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.3)
     assert await cascade_backlog(container) == 2
+
+
+async def test_the_openapi_document_describes_the_suppression_api(client: Client) -> None:
+    doc = (await client.get("/schema/openapi.json")).json()
+    paths = doc["paths"]
+    assert {"put", "get", "delete"} <= set(paths["/v1/suppressions/{kind}/{address}"])
+    params = {p["name"] for p in paths["/v1/suppressions"]["get"]["parameters"]}
+    assert {"kind", "reason", "cursor", "limit"} <= params
+    assert {"SuppressionView", "SuppressionList"} <= set(doc["components"]["schemas"])
