@@ -476,6 +476,14 @@ class Cascade:
 
 # --- Adapter sandbox (hermes_core_rs/src/sandbox, bindings in src/python/sandbox.rs) ---
 
+class _AdapterStatsDict(TypedDict):
+    sha256: str
+    name: str
+    version: str
+    calls: int
+    failures: int
+    fuel: int
+
 class AdapterError(Exception):
     """A provider adapter failed to load or to run.
 
@@ -572,6 +580,8 @@ class AdapterRuntime:
         """Forget a version; calls in flight on it finish. False if it was not loaded."""
     def loaded(self) -> list[str]:
         """SHA-256s of the loaded versions, sorted."""
+    def stats(self) -> list[_AdapterStatsDict]:
+        """Running totals per loaded version (calls, failed calls, fuel consumed), by SHA-256."""
     def build_request(self, sha256: str, input: bytes, base_url: str | None = None) -> bytes:
         """Run `hermes_build_request` on one input; returns the `ok` JSON
         (`{"method", "url", "headers", "body"}`).

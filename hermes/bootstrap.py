@@ -23,6 +23,7 @@ from hermes.infra.postgres.pool import make_pool
 from hermes.infra.postgres.tenants import PostgresTenantStore
 from hermes.infra.redis.client import make_redis
 from hermes.infra.redis.ratelimit import RedisLimiter
+from hermes.observability import metrics
 from hermes.ports import Limiter, Probe, TenantStore
 from hermes.providers.accounts import AccountDirectory
 from hermes.providers.callbacks import CallbackIntake
@@ -141,6 +142,7 @@ async def open_container(settings: Settings, *, name: str) -> Container:
     container.targets = targets
     container.accounts = AccountDirectory(pool, sandbox_url=settings.sandbox_url, keyring=keyring)
     container.adapters = AdapterRegistry.from_settings(settings)
+    metrics.watch_adapters(container.adapters.runtime)
     container.deploys = AdapterSync(container.adapters, pool, nats, redis, role=name,
                                     cache_dir=cache_dir(settings))
     container.http = ProviderHttp(targets=targets)
@@ -149,6 +151,7 @@ async def open_container(settings: Settings, *, name: str) -> Container:
     container.limiter = RedisLimiter(redis)
     container.callbacks = CallbackIntake(container.adapters, container.attempts,
                                          SnsVerifier(container.http))
+    container.callbacks.traps = container.deploys.monitor
     container.writer.start()
     container.publisher.start()
     container.probes = [PostgresProbe(pool), NatsProbe(nats), RedisProbe(redis)]

@@ -27,7 +27,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -224,6 +224,42 @@ def watch_engine(runner: Any) -> None:
     worker; the latest watched wins."""
     ENGINE_TIMERS.set_function(lambda: float(runner.engine.timers))
     ENGINE_CASCADES.set_function(lambda: float(len(runner.engine)))
+
+
+class AdapterTotals(Collector):
+    """`hermes_adapter_calls_total`, `..._call_failures_total` and `..._fuel_total` per
+    loaded adapter version: running totals the core keeps for each version, read at
+    scrape time (in memory, no round trip)."""
+
+    def __init__(self) -> None:
+        self.runtime: Any = None
+
+    def collect(self) -> Iterable[Metric]:
+        labels = ["adapter", "version"]
+        calls = CounterMetricFamily("hermes_adapter_calls",
+                                    "Adapter entry-point calls, by loaded version", labels=labels)
+        failures = CounterMetricFamily(
+            "hermes_adapter_call_failures",
+            "Adapter calls that ended in an adapter error (trap, limit, bad output)",
+            labels=labels)
+        fuel = CounterMetricFamily("hermes_adapter_fuel",
+                                   "Fuel (wasm instructions) the adapter's calls consumed",
+                                   labels=labels)
+        for s in self.runtime.stats() if self.runtime is not None else ():
+            key = [s["name"], s["version"]]
+            calls.add_metric(key, float(s["calls"]))
+            failures.add_metric(key, float(s["failures"]))
+            fuel.add_metric(key, float(s["fuel"]))
+        return [calls, failures, fuel]
+
+
+ADAPTERS = AdapterTotals()
+REGISTRY.register(ADAPTERS)
+
+
+def watch_adapters(runtime: Any) -> None:
+    """Report the totals of this process's adapter runtime (one per process)."""
+    ADAPTERS.runtime = runtime
 
 
 Refresh = Callable[[], Awaitable[Iterable[Metric]]]

@@ -77,6 +77,33 @@ def test_exposition_parses_and_scrape_sources_fail_soft() -> None:
             "hermes_adapter_call_seconds", "process_cpu_seconds"} <= set(families)
 
 
+def test_adapter_calls_failures_and_fuel_are_the_cores_totals(tmp_path: Path) -> None:
+    from hermes import _core
+    from hermes.providers.registry import BUILTIN_DIR
+
+    runtime = _core.AdapterRuntime(tmp_path)
+    info = runtime.load((BUILTIN_DIR / "twilio_sms.wasm").read_bytes())
+    previous = metrics.ADAPTERS.runtime
+    metrics.watch_adapters(runtime)
+    try:
+        with pytest.raises(_core.AdapterError):
+            runtime.build_request(info.sha256, b"{}")  # no message: the adapter refuses it
+        text = asyncio.run(metrics.render()).decode()
+    finally:
+        metrics.watch_adapters(previous)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    labels = {"adapter": "twilio_sms", "version": info.version}
+
+    def value(family: str) -> float:
+        (sample,) = [s for s in families[family].samples if s.labels == labels]
+        return sample.value
+
+    assert value("hermes_adapter_calls") == 1.0
+    assert value("hermes_adapter_call_failures") == 1.0
+    fuel = value("hermes_adapter_fuel")
+    assert fuel == runtime.stats()[0]["fuel"] > 0
+
+
 def test_metrics_token_needs_the_bearer_scheme_and_the_exact_token() -> None:
     assert token_ok("s3cret", "Bearer s3cret")
     assert token_ok("s3cret", "bearer s3cret")

@@ -10,7 +10,7 @@ use std::time::Duration;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict};
 
 use crate::sandbox::{
     self, Entry, Limits, Loaded, Runtime, DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, DEFAULT_OUTPUT_BYTES,
@@ -201,6 +201,27 @@ impl AdapterRuntime {
             .collect();
         shas.sort();
         shas
+    }
+
+    /// Running totals per loaded version: `{"sha256", "name", "version", "calls",
+    /// "failures", "fuel"}`, sorted by SHA-256.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let mut loaded = self.inner.loaded();
+        loaded.sort_by_key(|a| a.sha256);
+        loaded
+            .iter()
+            .map(|a| {
+                let totals = a.stats.totals();
+                let d = PyDict::new(py);
+                d.set_item("sha256", sandbox::cache::hex(&a.sha256))?;
+                d.set_item("name", &a.manifest.name)?;
+                d.set_item("version", &a.manifest.version)?;
+                d.set_item("calls", totals.calls)?;
+                d.set_item("failures", totals.failures)?;
+                d.set_item("fuel", totals.fuel)?;
+                Ok(d)
+            })
+            .collect()
     }
 
     #[pyo3(signature = (sha256, input, base_url=None))]

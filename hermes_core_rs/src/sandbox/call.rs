@@ -100,7 +100,8 @@ pub(crate) fn manifest(
 }
 
 /// One of the three entry points on `input`, returning the raw output text
-/// (still the `{"ok"}`/`{"error"}` envelope; see `output::decode`).
+/// (still the `{"ok"}`/`{"error"}` envelope; see `output::decode`) and the
+/// fuel the call consumed, whether it succeeded or not.
 pub(crate) fn invoke(
     engine: &Engine,
     pre: &InstancePre<StoreState>,
@@ -108,13 +109,18 @@ pub(crate) fn invoke(
     limits: &Limits,
     entry: Entry,
     input: &[u8],
-) -> Result<String, AdapterError> {
-    with_instance(engine, pre, exports, limits, |call| {
+) -> (Result<String, AdapterError>, u64) {
+    let mut fuel = 0;
+    let result = with_instance(engine, pre, exports, limits, |call| {
         let (ptr, len) = call.write_input(input)?;
         let f = call.func::<(i32, i32), i64>(exports.entry(entry))?;
-        let packed = f.call(&mut call.store, (ptr, len))?;
-        call.read_output(packed)
-    })
+        let packed = f.call(&mut call.store, (ptr, len));
+        fuel = limits
+            .fuel
+            .saturating_sub(call.store.get_fuel().unwrap_or(0));
+        call.read_output(packed?)
+    });
+    (result, fuel)
 }
 
 impl Call<'_> {

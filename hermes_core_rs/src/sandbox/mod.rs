@@ -38,4 +38,4 @@ pub use limits::{
 };
 pub use manifest::Manifest;
 pub use module::Entry;
-pub use runtime::{Adapter, Loaded, Runtime};
+pub use runtime::{Adapter, CallStats, CallTotals, Loaded, Runtime};

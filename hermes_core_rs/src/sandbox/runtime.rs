@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,44 @@ pub struct Adapter {
     cache_key: Key,
     pre: InstancePre<StoreState>,
     exports: Exports,
+    pub stats: CallStats,
+}
+
+/// Running totals of the calls on one adapter version (read by the metrics).
+#[derive(Debug, Default)]
+pub struct CallStats {
+    calls: AtomicU64,
+    failures: AtomicU64,
+    fuel: AtomicU64,
+}
+
+/// A snapshot of `CallStats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallTotals {
+    /// Entry-point calls (build_request, parse_response, parse_callback).
+    pub calls: u64,
+    /// Calls that ended in an adapter error (a trap, a limit, bad output...).
+    pub failures: u64,
+    /// Fuel (wasm instructions, roughly) the calls consumed.
+    pub fuel: u64,
+}
+
+impl CallStats {
+    fn record(&self, fuel: u64, failed: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.fuel.fetch_add(fuel, Ordering::Relaxed);
+        if failed {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn totals(&self) -> CallTotals {
+        CallTotals {
+            calls: self.calls.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            fuel: self.fuel.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// What `Runtime::load` did.
@@ -118,6 +157,7 @@ impl Runtime {
             cache_key,
             pre,
             exports,
+            stats: CallStats::default(),
         });
         let mut adapters = self.adapters.write().expect("adapters lock");
         // Two threads may race to load the same bytes: keep the first.
@@ -209,20 +249,24 @@ impl Runtime {
         input: &[u8],
         base: Option<&Url>,
     ) -> Result<String, AdapterError> {
-        let text = call::invoke(
+        let (text, fuel) = call::invoke(
             self.engine,
             &adapter.pre,
             &adapter.exports,
             &self.limits,
             entry,
             input,
-        )?;
-        let ok = output::decode(text.as_bytes())?;
-        if entry == Entry::BuildRequest {
-            let request = output::http_request(ok)?;
-            hosts::check_url(&request.url, &adapter.manifest.hosts, base)?;
-        }
-        Ok(ok.to_owned())
+        );
+        let result = text.and_then(|text| {
+            let ok = output::decode(text.as_bytes())?;
+            if entry == Entry::BuildRequest {
+                let request = output::http_request(ok)?;
+                hosts::check_url(&request.url, &adapter.manifest.hosts, base)?;
+            }
+            Ok(ok.to_owned())
+        });
+        adapter.stats.record(fuel, result.is_err());
+        result
     }
 }
 

@@ -168,3 +168,30 @@ fn an_input_larger_than_the_memory_cap_is_contained() {
     assert_eq!(err.code(), "adapter.memory_exceeded", "{err}");
     assert_serving(&rt);
 }
+
+#[test]
+fn each_version_counts_its_calls_failures_and_fuel() {
+    let rt = runtime_with(small_fuel());
+    let good = load(&rt, &Wat::default());
+    assert_eq!(good.stats.totals(), CallTotals::default());
+    for _ in 0..3 {
+        rt.call(&good, Entry::BuildRequest, GOOD_REQUEST, None)
+            .expect("good call");
+    }
+    let totals = good.stats.totals();
+    assert_eq!((totals.calls, totals.failures), (3, 0));
+    assert!(totals.fuel > 0 && totals.fuel % 3 == 0, "{totals:?}");
+
+    // A loop burns the whole budget, and the failure is counted on its own version.
+    let spin = load(&rt, &Wat::build("(loop $l (br $l)) (unreachable)"));
+    let err = rt
+        .call(&spin, Entry::BuildRequest, GOOD_REQUEST, None)
+        .expect_err("out of fuel");
+    assert_eq!(err.code(), "adapter.out_of_fuel");
+    let spun = spin.stats.totals();
+    assert_eq!(
+        (spun.calls, spun.failures, spun.fuel),
+        (1, 1, small_fuel().fuel)
+    );
+    assert_eq!(good.stats.totals(), totals);
+}
