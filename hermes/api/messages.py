@@ -124,8 +124,16 @@ class MessagesController(Controller):
         if isinstance(req.to, str):
             contact = await container.contacts.resolve(principal.tenant_id, req.to)
         spec = prepare(req, contact, now)
-        checked = await compliance.check_one(container, principal, req, spec, contact, now)
         body_hash = request_hash(body) if key else None
+        try:
+            checked = await compliance.check_one(container, principal, req, spec, contact, now)
+        except HermesError:
+            # A retry of a request accepted before its address was suppressed replays the
+            # first answer, as every retry does.
+            replay = await _replay(container, principal, key, body_hash) if key else None
+            if replay is None:
+                raise
+            return _answered(replay, {})
         row = new_row(principal, checked.spec, req, shard_count=container.settings.shard_count,
                       idempotency_key=key, body_hash=body_hash, now_ms=now)
         compliance.annotate(row, checked)

@@ -201,3 +201,22 @@ async def test_the_openapi_document_describes_the_suppression_api(client: Client
     params = {p["name"] for p in paths["/v1/suppressions"]["get"]["parameters"]}
     assert {"kind", "reason", "cursor", "limit"} <= params
     assert {"SuppressionView", "SuppressionList"} <= set(doc["components"]["schemas"])
+
+
+async def test_a_retry_of_a_message_accepted_before_the_suppression_replays_its_answer(
+    client: Client, container: Container, tenant: Tenant,
+) -> None:
+    body = {"to": {"phone": PHONE}, "body": "Your order shipped", "cascade": ["sms"]}
+    headers = {**tenant.auth, "Idempotency-Key": "order-1042"}
+    first = await client.post("/v1/messages", headers=headers, json=body)
+    assert first.status_code == 202, first.text
+    await suppress(client, tenant, "phone", PHONE)
+    again = await client.post("/v1/messages", headers=headers, json=body)
+    assert again.status_code == 202, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    # A new request to the address is refused.
+    fresh = await client.post("/v1/messages", headers={**tenant.auth, "Idempotency-Key": "x-2"},
+                              json=body)
+    assert fresh.status_code == 422 and fresh.json()["code"] == "compliance.suppressed"
+    assert await count_messages(container, tenant) == 1
