@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,7 @@ from hermes.observability import hooks, tracing
 from hermes.observability.hooks import adapter_call
 from hermes.providers.accounts import ProviderAccount
 from hermes.providers.opt_outs import OptOuts
+from hermes.providers.quarantine import TrapMonitor
 from hermes.providers.registry import AdapterRegistry
 from hermes.providers.sns import SnsVerifier
 
@@ -66,12 +68,14 @@ class CallbackIntake:
         self.attempts = attempts
         self.sns = sns
         self.opt_outs = opt_outs or OptOuts(PostgresSuppressionStore(attempts.pool))
+        # Counts parse_callback's traps toward quarantining a version (set by bootstrap).
+        self.traps: TrapMonitor | None = None
 
     async def receive(self, account: ProviderAccount, method: str, url: str,
                       headers: list[list[str]], body: bytes,
                       jetstream: JetStreamContext) -> IntakeResult:
         """Verify and apply one callback; `Unverified` (nothing changed) if not genuine."""
-        adapter = self.registry.get(account.adapter)
+        adapter = self.registry.get(account.adapter, account.adapter_version)
         credentials = {k: v for k, v in account.credentials.items() if k != "service_account"}
         payload = {"method": method, "url": url, "headers": headers,
                    "body": body.decode("utf-8", "replace"), "credentials": credentials}
@@ -80,7 +84,11 @@ class CallbackIntake:
                                           self.registry.runtime.parse_callback,
                                           adapter.sha256, msgspec.json.encode(payload)))
         except _core.AdapterError as exc:
+            if self.traps is not None:
+                self.traps.record(adapter, uuid.uuid4(), exc.code)
             raise Unverified(f"{exc.code}: {exc.message}") from exc
+        if self.traps is not None:
+            self.traps.record(adapter, uuid.uuid4(), None)
 
         check = out.get("verify")
         if check is None:

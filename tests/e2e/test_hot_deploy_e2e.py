@@ -5,7 +5,11 @@ and every message is delivered."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -126,3 +130,37 @@ async def test_a_new_version_goes_live_while_messages_flow(
         assert len(window) > 20 and all(used[mid] == {version} for mid in window)
         print(f"twilio_sms {version} live on the api and the worker {went_live:.3f} s after "
               "activation")
+
+
+def hermes_adapter(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "hermes", "adapter", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.timeout(240)
+async def test_the_adapter_commands_build_push_activate_and_roll_back(
+    hermes_procs: dict[str, str], settings: Settings, container: Container,
+    tmp_path: Path,
+) -> None:
+    assert settings.database_url
+    api = ["--url", hermes_procs["api"], "--token", create_admin_token(settings.database_url)]
+    version = unique_version("cli")
+    built = Path(hermes_adapter("build", "twilio_sms", "--version", version,
+                                "--out", str(tmp_path)).strip())
+    assert built == tmp_path / f"twilio_sms-{version}.wasm"
+    pushed = json.loads(hermes_adapter("push", str(built), "--json", *api))
+    assert pushed["version"] == version and pushed["golden"]["status"] == "passed"
+    assert pushed["smoke"]["status"] == "passed"
+
+    out = hermes_adapter("activate", "twilio_sms", version, *api)
+    assert f"twilio_sms {version} ({pushed['sha256'][:12]}) is active" in out
+    async with httpx.AsyncClient(base_url=hermes_procs["api"], timeout=30,
+                                 headers={"Authorization": f"Bearer {api[-1]}"}) as admin:
+        await live_everywhere(admin, pushed["sha256"], {"api", "worker"}, within=5)
+        listed = hermes_adapter("list", *api)
+        assert f"{version}" in listed and "live on 1 api, 1 worker" in listed
+        out = hermes_adapter("rollback", "twilio_sms", *api)
+        assert "rolled back" in out
+        await live_everywhere(admin, builtin_sha(container), {"api", "worker"}, within=5)

@@ -123,3 +123,24 @@ async def test_a_trapping_version_is_quarantined_and_no_job_is_lost(
     assert row.quarantine_reason and "adapter.trap" in row.quarantine_reason
     restored = await deploys.store.get(good.sha256)
     assert restored is not None and restored.status == "active"
+
+
+async def test_an_account_pinned_to_a_version_keeps_it(world: World,
+                                                       deploys: AdapterSync) -> None:
+    pinned = await stored(deploys, twilio(unique_version("pin")))
+    await activate(deploys, await stored(deploys, twilio(unique_version())))
+    async with world.container.pool.connection() as conn:
+        await conn.execute("UPDATE provider_accounts SET adapter_version = %s WHERE id = %s",
+                           (pinned.version, TWILIO))
+    try:
+        await world.directory.refresh()
+        await deploys.reconcile()  # pinned versions are kept loaded
+        job = await world.job("sms", "+447400000001", TWILIO)
+        assert (await world.deliver(job)).outcome == "accepted"
+        assert (await world.attempt(job.attempt_id))["adapter_sha256"] == pinned.sha256
+    finally:
+        async with world.container.pool.connection() as conn:
+            await conn.execute("UPDATE provider_accounts SET adapter_version = NULL"
+                               " WHERE id = %s", (TWILIO,))
+        await world.directory.refresh()
+        await deploys.reconcile()
