@@ -20,6 +20,7 @@ attempt may have been answered by the trapping version.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import sys
@@ -85,7 +86,7 @@ def run(rate: float, seconds: float, clients: int, keep_logs: bool) -> dict[str,
     good = hashlib.sha256(good_wasm).hexdigest()
     out: dict[str, Any] = {"scenario": "hot_deploy", "rate": rate, "seconds": seconds,
                            "clients": clients}
-    with Deployment(keep_logs=keep_logs) as d:
+    with Deployment(keep_logs=keep_logs) as d, contextlib.ExitStack() as cleanup:
         # The worker's readiness is read from its log ("worker ready", at info), and the
         # swaps and the quarantine are logged at info and error.
         d.env["HERMES_LOG_LEVEL"] = "info"
@@ -96,6 +97,7 @@ def run(rate: float, seconds: float, clients: int, keep_logs: bool) -> dict[str,
         tenant = d.new_tenant()
         admin = httpx.Client(base_url=api, timeout=30, headers={
             "Authorization": f"Bearer {create_admin_token(db)}"})
+        cleanup.callback(admin.close)
         r = admin.post("/admin/v1/adapters", files={
             "module": ("twilio_sms.wasm", good_wasm, "application/wasm"),
             "golden": ("golden.json", GOLDEN.read_bytes(), "application/json")})
