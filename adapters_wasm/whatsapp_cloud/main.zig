@@ -4,7 +4,8 @@
 //! with a Bearer access token and a JSON body, a text message or, when the
 //! message names a template, a template message.
 //! Callbacks: the `messages` webhook; `statuses` (sent, delivered, read,
-//! failed) become receipts. The body is signed with `X-Hub-Signature-256`
+//! failed) become receipts, and text `messages` the user sent are passed on as
+//! `inbound` (a STOP reply feeds the suppression list). The body is signed with `X-Hub-Signature-256`
 //! (`sha256=` + hex HMAC-SHA256 of the raw body, keyed with the app secret).
 
 const h = @import("hermes");
@@ -14,7 +15,7 @@ const eql = h.json.eql;
 
 pub const manifest = h.Manifest{
     .name = "whatsapp_cloud",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .channels = &.{"whatsapp"},
     .allowed_hosts = &.{"graph.facebook.com"},
     .credentials = &.{ "access_token", "app_secret", "webhook_verify_token" },
@@ -215,9 +216,22 @@ pub fn parseCallback(in: h.Value, w: *h.Writer) h.Error!void {
     if (!verified(in)) return abi.writeCallback(w, false, &.{});
     const body = abi.jsonBody(in) orelse return abi.badInput("body", "must be JSON");
     var receipts = h.mem.List(abi.Receipt){};
+    var inbound = h.mem.List(Inbound){};
     for (body.arr("entry") orelse &.{}) |entry| {
         for (entry.arr("changes") orelse &.{}) |change| {
             const value = change.obj("value") orelse continue;
+            const metadata = value.obj("metadata") orelse h.Value{ .object = &.{} };
+            for (value.arr("messages") orelse &.{}) |m| {
+                // Text replies only: a STOP is text; media and reactions carry no keyword.
+                if (!h.json.eql(m.str("type") orelse "", "text")) continue;
+                const text = m.obj("text") orelse continue;
+                inbound.append(.{
+                    .id = m.text("id") orelse continue,
+                    .from = m.text("from") orelse continue,
+                    .to = metadata.str("display_phone_number") orelse "",
+                    .body = text.str("body") orelse "",
+                });
+            }
             for (value.arr("statuses") orelse &.{}) |st| {
                 const id = st.text("id") orelse continue;
                 const status = mapStatus(st.str("status") orelse "") orelse continue;
@@ -232,7 +246,35 @@ pub fn parseCallback(in: h.Value, w: *h.Writer) h.Error!void {
             }
         }
     }
-    abi.writeCallback(w, true, receipts.items());
+    if (inbound.items().len == 0) return abi.writeCallback(w, true, receipts.items());
+    w.beginObject();
+    w.fieldBool("verified", true);
+    w.key("receipts");
+    w.beginArray();
+    for (receipts.items()) |r| abi.writeReceipt(w, r);
+    w.endArray();
+    w.key("inbound");
+    w.beginArray();
+    for (inbound.items()) |m| {
+        w.beginObject();
+        w.fieldString("provider_message_id", m.id);
+        w.fieldString("channel", "whatsapp");
+        w.fieldString("from", plus(m.from));
+        w.fieldString("to", plus(m.to));
+        w.fieldString("body", m.body);
+        w.endObject();
+    }
+    w.endArray();
+    w.endObject();
+}
+
+/// A text message the user sent to the business number.
+const Inbound = struct { id: []const u8, from: []const u8, to: []const u8, body: []const u8 };
+
+/// WhatsApp numbers (`wa_id`, `display_phone_number`) come without the `+` of E.164.
+fn plus(number: []const u8) []const u8 {
+    if (number.len == 0 or number[0] == '+') return number;
+    return h.concat(&.{ "+", number });
 }
 
 comptime {

@@ -1,9 +1,12 @@
 """Verified callbacks feed the suppression list: a STOP reply (Twilio's incoming-message
-webhook, signed as Twilio signs it), START to opt back in, SES permanent bounces and
-complaints through SNS. Later sends skip the suppressed channel."""
+webhook, signed as Twilio signs it, or a WhatsApp message), START to opt back in, SES
+permanent bounces and complaints through SNS. Later sends skip the suppressed channel."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -158,3 +161,42 @@ async def test_ses_permanent_bounces_and_complaints_suppress_the_address(
     if local == "bounce":
         await world.events.wait_for(2)
         assert [r.status for r in world.events.receipts()] == ["bounced"]
+
+
+async def test_a_whatsapp_stop_silences_whatsapp_but_not_sms(
+    world: World, client: Any, container: Container,
+) -> None:
+    aid = uuid.uuid4()
+    secret = "tenant-own-app-secret"
+    async with container.pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO provider_accounts (id, tenant_id, name, channel, adapter, mode,"
+            " credentials, status) VALUES (%s, %s, 'own-wa', 'whatsapp', 'whatsapp_cloud',"
+            " 'test', %s, 'disabled')",
+            (aid, world.tenant_id,
+             seal({"access_token": "t", "app_secret": secret}, aid, container.keyring)))
+    try:
+        payload = json.dumps({"object": "whatsapp_business_account", "entry": [{
+            "id": "1", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "4520990000", "phone_number_id": "1"},
+                "messages": [{"from": SENDER.lstrip("+"), "id": "wamid.stop",
+                              "timestamp": "1750263773", "type": "text",
+                              "text": {"body": "stop"}}]}}]}]}).encode()
+        mac = hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
+        resp = await client.post(f"/v1/callbacks/{aid}", content=payload, headers={
+            "Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={mac}"})
+        assert resp.status_code == 200, resp.text
+        assert await entries(container, world.tenant_id) == [("whatsapp", SENDER, "stop", None)]
+        key = await add_key(container, world.tenant_id, ("send", "read"))
+        auth = {"Authorization": f"Bearer {key}"}
+        sent = await client.post("/v1/messages", headers=auth, json={
+            "to": {"whatsapp": SENDER, "phone": SENDER}, "body": "x",
+            "cascade": ["whatsapp", "sms"]})
+        assert sent.status_code == 202, sent.text
+        got = await client.get(f"/v1/messages/{sent.json()['id']}", headers=auth)
+        assert [s["channel"] for s in got.json()["steps"]] == ["sms"]
+    finally:
+        async with container.pool.connection() as conn:
+            await conn.execute("DELETE FROM provider_accounts WHERE id = %s", (aid,))
+        await retire_messages(container, [world.tenant_id])

@@ -262,7 +262,7 @@ def test_status_webhooks_become_receipts() -> None:
     ]
 
 
-def test_inbound_message_webhooks_have_no_receipts() -> None:
+def test_inbound_text_messages_are_passed_on_without_receipts() -> None:
     payload = status_webhook()
     del payload["entry"][0]["changes"][0]["value"]["statuses"]
     payload["entry"][0]["changes"][0]["value"]["messages"] = [
@@ -272,9 +272,22 @@ def test_inbound_message_webhooks_have_no_receipts() -> None:
             "timestamp": "1750263773",
             "type": "text",
             "text": {"body": "Hallo 👋"},
-        }
+        },
+        {
+            "from": "16505551234",
+            "id": "wamid.img",
+            "timestamp": "1750263774",
+            "type": "image",
+            "image": {"id": "media-1", "mime_type": "image/jpeg"},
+        },
     ]
-    assert callback(payload) == {"verified": True, "receipts": []}
+    to = payload["entry"][0]["changes"][0]["value"]["metadata"]["display_phone_number"]
+    assert callback(payload) == {
+        "verified": True,
+        "receipts": [],
+        "inbound": [{"provider_message_id": "wamid.in", "channel": "whatsapp",
+                     "from": "+16505551234", "to": "+" + to.lstrip("+"), "body": "Hallo 👋"}],
+    }
 
 
 def test_signature_is_over_the_raw_bytes_including_unicode() -> None:
