@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from hermes.api.app import create_app
 from hermes.devstack import Stack
+from hermes.providers.secrets import new_key_entry
 from hermes.settings import Settings
 
 
@@ -40,7 +41,8 @@ async def test_not_ready_names_the_dependency_that_is_down(
 ) -> None:
     urls = own_stack.start(Settings())
     settings = Settings(database_url=urls.database_url, nats_url=urls.nats_url,
-                        redis_url=urls.redis_url, readiness_timeout_s=0.5)
+                        redis_url=urls.redis_url, readiness_timeout_s=0.5,
+                        master_keys=new_key_entry("readyz"))
     async with AsyncTestClient(create_app(settings)) as client:
         await _eventually_ready(client)
         own_stack.service(dependency).child.kill()
