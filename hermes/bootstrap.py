@@ -20,6 +20,7 @@ from hermes.infra.postgres.attempts import PostgresAttemptStore
 from hermes.infra.postgres.contacts import PostgresContactStore
 from hermes.infra.postgres.messages import GroupCommitWriter
 from hermes.infra.postgres.pool import make_pool
+from hermes.infra.postgres.suppressions import Layer7Lookups
 from hermes.infra.postgres.tenants import PostgresTenantStore
 from hermes.infra.redis.client import make_redis
 from hermes.infra.redis.ratelimit import RedisLimiter
@@ -89,12 +90,16 @@ class Container:
     targets: TargetPolicy = field(default_factory=TargetPolicy)
     # Hot deploy: converges the registry on the active versions (started by the process).
     deploys: AdapterSync = _SET_AT_OPEN
+    # Validation layer 7's lookups (suppressed addresses, quiet hours), grouped.
+    layer7: Layer7Lookups = _SET_AT_OPEN
 
     async def close(self) -> None:
         if self.deploys is not None:
             await self.deploys.stop()
         if self.attempts is not None:
             await self.attempts.close()
+        if self.layer7 is not None:
+            await self.layer7.close()
         if self.http is not None:
             await self.http.close()
         await self.publisher.stop()
@@ -148,6 +153,7 @@ async def open_container(settings: Settings, *, name: str) -> Container:
     container.http = ProviderHttp(targets=targets)
     container.google_tokens = GoogleTokens(container.http)
     container.attempts = PostgresAttemptStore(pool)
+    container.layer7 = Layer7Lookups(pool)
     container.limiter = RedisLimiter(redis)
     container.callbacks = CallbackIntake(container.adapters, container.attempts,
                                          SnsVerifier(container.http))

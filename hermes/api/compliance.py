@@ -1,8 +1,8 @@
 """Validation layer 7 at ingest: the suppression list and quiet hours.
 
 Runs after layers 3-6 (so addresses are normalised) and before rate limits and the
-commit. One PostgreSQL query per request, or per batch, answers which addresses
-are suppressed and the tenant's quiet hours.
+commit. One PostgreSQL query answers which addresses are suppressed and the tenant's
+quiet hours: per batch, and for all the single sends in flight together.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from hermes.domain.messages import MessageCreate, MessageSpec
 from hermes.domain.plan import Contact
 from hermes.domain.tenancy import Principal
 from hermes.infra.postgres.messages import NewMessage
-from hermes.infra.postgres.suppressions import PostgresSuppressionStore
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -45,7 +44,7 @@ async def check(container: Container, principal: Principal, items: list[Item],
                 now_ms: int) -> list[Checked | HermesError]:
     """Layer 7 for every item, with one lookup: each item's result or its problem."""
     targets = {t for _, spec, _ in items for t in step_addresses(spec) if t is not None}
-    facts = await PostgresSuppressionStore(container.pool).layer7(principal.tenant_id, targets)
+    facts = await container.layer7.lookup(principal.tenant_id, targets)
     tenant_window = _window(facts.quiet_hours)
     out: list[Checked | HermesError] = []
     for req, spec, contact in items:

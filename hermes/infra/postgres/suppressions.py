@@ -7,7 +7,7 @@ per request (or per batch).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,8 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
+
+from hermes.delivery.batching import Batcher
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,16 @@ class Layer7:
 
 _COLUMNS = "kind, address, reason, message_id, created_at"
 
-_LOOKUP = """
-SELECT t.quiet_hours,
-       ARRAY(SELECT s.kind || ' ' || s.address
-             FROM unnest(%(kinds)s::text[], %(addresses)s::text[]) AS q (kind, address)
-             JOIN suppressions s ON s.tenant_id = %(t)s AND s.kind = q.kind
-                                AND s.address = q.address)
-FROM tenants t WHERE t.id = %(t)s
+# Each tenant's quiet hours (a row with no index), then every (request index, kind,
+# address) of the lookups that is suppressed.
+_LOOKUP_MANY = """
+SELECT t.id, NULL::int, NULL::text, NULL::text, t.quiet_hours
+FROM tenants t WHERE t.id = ANY(%(ids)s::uuid[])
+UNION ALL
+SELECT q.tenant_id, q.i, s.kind, s.address, NULL::jsonb
+FROM unnest(%(i)s::int[], %(t)s::uuid[], %(k)s::text[], %(a)s::text[])
+     AS q (i, tenant_id, kind, address)
+JOIN suppressions s ON s.tenant_id = q.tenant_id AND s.kind = q.kind AND s.address = q.address
 """
 
 # Hard bounces and complaints of email attempts: the address is the one the message
@@ -66,16 +71,37 @@ class PostgresSuppressionStore:
         self.pool = pool
 
     async def layer7(self, tenant_id: UUID, targets: Iterable[tuple[str, str]]) -> Layer7:
-        pairs = sorted(set(targets))
+        (found,) = await self.layer7_many([(tenant_id, sorted(set(targets)))])
+        return found
+
+    async def layer7_many(self, lookups: Sequence[tuple[UUID, Sequence[tuple[str, str]]]]
+                          ) -> list[Layer7]:
+        """`layer7` for several requests (of any tenants) in one query."""
+        index: list[int] = []
+        tenants: list[UUID] = []
+        kinds: list[str] = []
+        addresses: list[str] = []
+        for i, (tenant_id, pairs) in enumerate(lookups):
+            for kind, address in pairs:
+                index.append(i)
+                tenants.append(tenant_id)
+                kinds.append(kind)
+                addresses.append(address)
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_LOOKUP, {"t": tenant_id,
-                                               "kinds": [k for k, _ in pairs],
-                                               "addresses": [a for _, a in pairs]})
-            row = await cur.fetchone()
-        if row is None:  # the tenant is gone; its key will stop working shortly
-            return Layer7(set(), None)
-        found = {(k, a) for k, _, a in (s.partition(" ") for s in row[1])}
-        return Layer7(found, row[0])
+            cur = await conn.execute(_LOOKUP_MANY, {
+                "ids": list({t for t, _ in lookups}), "i": index, "t": tenants, "k": kinds,
+                "a": addresses})
+            rows = await cur.fetchall()
+        quiet: dict[UUID, dict[str, Any] | None] = {}
+        found: list[set[tuple[str, str]]] = [set() for _ in lookups]
+        for tenant_id, i, kind, address, quiet_hours in rows:
+            if i is None:
+                quiet[tenant_id] = quiet_hours
+            else:
+                found[i].add((kind, address))
+        # A tenant that is gone (its key stops working shortly) has nothing suppressed.
+        return [Layer7(found[i], quiet.get(t)) if t in quiet else Layer7(set(), None)
+                for i, (t, _) in enumerate(lookups)]
 
     async def put(self, tenant_id: UUID, kind: str, address: str, reason: str,
                   message_id: UUID | None = None) -> tuple[Suppression, bool]:
@@ -160,3 +186,19 @@ class PostgresSuppressionStore:
                 "UPDATE tenants SET quiet_hours = %s, updated_at = now() WHERE id = %s",
                 (value, tenant_id))
             return cur.rowcount > 0
+
+
+class Layer7Lookups:
+    """Layer-7 lookups of concurrent requests answered together: one query for all the
+    single sends in flight, as the group commit does for their rows."""
+
+    def __init__(self, pool: AsyncConnectionPool, *, max_batch: int = 500) -> None:
+        self.store = PostgresSuppressionStore(pool)
+        self._batcher: Batcher[tuple[UUID, Sequence[tuple[str, str]]], Layer7] = Batcher(
+            self.store.layer7_many, max_batch=max_batch, name="layer7-lookups")
+
+    async def lookup(self, tenant_id: UUID, targets: Iterable[tuple[str, str]]) -> Layer7:
+        return await self._batcher.submit((tenant_id, sorted(set(targets))))
+
+    async def close(self) -> None:
+        await self._batcher.close()
