@@ -76,6 +76,9 @@ def _row(r: tuple[Any, ...]) -> VersionRow:
 
 
 async def _lock(conn: psycopg.AsyncConnection[Any], name: str) -> None:
+    # Changes of one adapter are serialised; a holder that never lets go (a process stuck
+    # mid-transaction) makes the next change fail after 10 s rather than wait for ever.
+    await conn.execute("SET LOCAL lock_timeout = '10s'")
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('hermes.adapter:' || %s))", (name,))
 
 
