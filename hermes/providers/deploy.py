@@ -171,6 +171,7 @@ class AdapterSync:
                     continue
                 self.registry.swap(adapter)
                 self.since[name] = time.time()
+                self.monitor.reset(sha)
                 swapped.append(adapter)
                 log.info("adapter %s %s (%s) is live", name, adapter.version, sha[:12])
                 if current is not None:

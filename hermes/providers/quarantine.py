@@ -96,3 +96,8 @@ class TrapMonitor:
 
     def tripped(self, sha256: str) -> bool:
         return sha256 in self._tripped
+
+    def reset(self, sha256: str) -> None:
+        """Start counting a version afresh (it was activated again, by force)."""
+        self._tripped.discard(sha256)
+        self._counts.pop(sha256, None)

@@ -66,3 +66,15 @@ async def test_traps_older_than_the_window_are_forgotten() -> None:
     # Errors that are not the module's fault never count.
     for code in ("adapter.bad_input", "adapter.timeout", "provider.unavailable"):
         assert not m.record(V1, uuid.uuid4(), code)
+
+
+async def test_a_version_activated_again_is_counted_afresh() -> None:
+    m, calls = monitor(Clock())
+    for _ in range(3):
+        m.record(V1, uuid.uuid4(), "adapter.trap")
+    assert m.tripped(V1.sha256)
+    m.reset(V1.sha256)
+    assert not m.tripped(V1.sha256)
+    assert [m.record(V1, uuid.uuid4(), "adapter.trap") for _ in range(3)] == [False, False, True]
+    await asyncio.sleep(0)
+    assert len(calls) == 2
