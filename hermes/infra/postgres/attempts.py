@@ -9,6 +9,7 @@ batches: one statement per batch, not per send.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,16 @@ class Answer:
 
 
 @dataclass(frozen=True, slots=True)
+class _Advance:
+    """A receipt's move of one attempt to `status`."""
+
+    attempt_id: UUID
+    status: str
+    at: datetime
+    code: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptRow:
     id: UUID
     message_id: UUID
@@ -65,6 +76,28 @@ _SELECT = """
 SELECT a.id, a.message_id, a.step, a.attempt, a.status, a.provider_account_id,
        a.provider_message_id, a.error_code, m.shard
 FROM attempts a JOIN messages m ON m.id = a.message_id
+"""
+
+_BY_PROVIDER_IDS = _SELECT + """
+JOIN unnest(%s::uuid[], %s::text[]) AS q (account_id, provider_message_id)
+  ON a.provider_account_id = q.account_id AND a.provider_message_id = q.provider_message_id
+"""
+
+
+def _rank_sql(column: str) -> str:
+    """STATUS_RANK as SQL, so the database compares statuses as this module does."""
+    cases = " ".join(f"WHEN '{s}' THEN {r}" for s, r in STATUS_RANK.items())
+    return f"(CASE {column} {cases} ELSE 0 END)"
+
+
+# A receipt only ever moves an attempt forward, whatever moved it since it was read:
+# of a `sent` and a `delivered` arriving together, `delivered` stays.
+_ADVANCE = f"""
+UPDATE attempts a SET status = q.status, receipt_at = q.at,
+    provider_error_code = COALESCE(q.code, a.provider_error_code)
+FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::text[]) AS q (id, status, at, code)
+WHERE a.id = q.id AND {_rank_sql("a.status")} < {_rank_sql("q.status")}
+RETURNING a.id
 """
 
 _CLAIM = """
@@ -89,10 +122,14 @@ class PostgresAttemptStore:
                                                     name="attempt-claims")
         self._answers: Batcher[Answer, Exception | None] = Batcher(
             self._answer_many, max_batch=max_batch, name="attempt-answers")
+        self._lookups: Batcher[tuple[UUID, str], AttemptRow | None] = Batcher(
+            self._lookup_many, max_batch=max_batch, name="attempt-lookups")
+        self._advances: Batcher[_Advance, bool] = Batcher(
+            self._advance_many, max_batch=max_batch, name="attempt-advances")
 
     async def close(self) -> None:
-        await self._claims.close()
-        await self._answers.close()
+        for batcher in (self._claims, self._answers, self._lookups, self._advances):
+            await batcher.close()
 
     async def claim(self, attempt_id: UUID) -> bool:
         """pending -> sending; False if the attempt was not pending (or does not exist)."""
@@ -130,29 +167,48 @@ class PostgresAttemptStore:
 
     async def by_provider_ids(self, account_id: UUID,
                               provider_message_ids: list[str]) -> dict[str, AttemptRow]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                _SELECT + " WHERE a.provider_account_id = %s AND a.provider_message_id = ANY(%s)",
-                (account_id, provider_message_ids))
-            rows = await cur.fetchall()
-        return {r.provider_message_id: r for r in (AttemptRow(*row) for row in rows)
-                if r.provider_message_id is not None}
+        """The attempts of an account by the provider's message ids (receipts name them).
+        Concurrent callers share one query."""
+        found = await asyncio.gather(*(self._lookups.submit((account_id, pmid))
+                                       for pmid in dict.fromkeys(provider_message_ids)))
+        return {r.provider_message_id: r for r in found
+                if r is not None and r.provider_message_id is not None}
 
     async def advance(self, row: AttemptRow, status: str, at: datetime,
                       provider_error_code: object = None) -> bool:
-        """Move the attempt to a receipt's status if that is forward; False if not moved."""
+        """Move the attempt to a receipt's status if that is forward; False if not moved.
+        Concurrent callers share one statement (and one commit)."""
         if STATUS_RANK.get(status, 0) <= STATUS_RANK.get(row.status, 0):
             return False
         code = None if provider_error_code is None else str(provider_error_code)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE attempts SET status = %s, receipt_at = %s,"
-                " provider_error_code = COALESCE(%s, provider_error_code)"
-                " WHERE id = %s AND status = %s",
-                (status, at, code, row.id, row.status))
-            return cur.rowcount == 1
+        return await self._advances.submit(_Advance(row.id, status, at, code))
 
     # --- batch flushes ---
+
+    async def _lookup_many(self, keys: list[tuple[UUID, str]]) -> list[AttemptRow | None]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_BY_PROVIDER_IDS, ([k[0] for k in keys],
+                                                        [k[1] for k in keys]))
+            rows = [AttemptRow(*row) for row in await cur.fetchall()]
+        by_key = {(r.provider_account_id, r.provider_message_id): r for r in rows}
+        return [by_key.get(k) for k in keys]
+
+    async def _advance_many(self, moves: list[_Advance]) -> list[bool]:
+        # One UPDATE changes a row once, so of several moves of one attempt in a batch (its
+        # `sent` and `delivered` receipts together) only the furthest is applied; the
+        # others did not move it (the furthest supersedes them).
+        furthest: dict[UUID, _Advance] = {}
+        for m in moves:
+            best = furthest.get(m.attempt_id)
+            if best is None or STATUS_RANK.get(m.status, 0) > STATUS_RANK.get(best.status, 0):
+                furthest[m.attempt_id] = m
+        chosen = list(furthest.values())
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_ADVANCE, (
+                [m.attempt_id for m in chosen], [m.status for m in chosen],
+                [m.at for m in chosen], [m.code for m in chosen]))
+            moved = {r[0] for r in await cur.fetchall()}
+        return [m.attempt_id in moved and furthest[m.attempt_id] is m for m in moves]
 
     async def _claim_many(self, ids: list[UUID]) -> list[bool]:
         async with self.pool.connection() as conn:
