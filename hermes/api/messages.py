@@ -36,7 +36,7 @@ from hermes.api.message_views import (
 )
 from hermes.bootstrap import Container
 from hermes.domain.errors import Code, HermesError
-from hermes.domain.jobs import CancelCommand, cascade_subject
+from hermes.domain.jobs import CancelCommand, cancel_msg_id, cascade_subject
 from hermes.domain.tenancy import Principal
 from hermes.infra.postgres.message_reads import PostgresMessageReader
 from hermes.infra.postgres.messages import NewMessage
@@ -232,7 +232,7 @@ class MessagesController(Controller):
         try:
             await container.nats.jetstream().publish(
                 cascade_subject(row.shard), _ENC.encode(command),
-                headers={"Nats-Msg-Id": f"{message_id}:cancel"}, timeout=5)
+                headers={"Nats-Msg-Id": cancel_msg_id(message_id)}, timeout=5)
         except Exception as exc:
             log.warning("cancel of %s not published: %s", message_id, exc)
             raise HermesError(Code.DEPENDENCY_UNAVAILABLE,

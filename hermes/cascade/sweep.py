@@ -6,7 +6,9 @@ was created. The sweep publishes its start command again; `Nats-Msg-Id`
 drops the repeat while JetStream still remembers the first, and the engine
 ignores a start for a cascade that already started.
 
-Every minute or so it also forgets idempotency keys older than 24 hours.
+It also re-publishes cancels that were recorded but whose message is still open after
+30 s (the API's publish after the record may have failed), and every minute or so it
+forgets idempotency keys older than 24 hours.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import msgspec
 from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
 
-from hermes.domain.jobs import ENCODER, StartCommand, cascade_subject
+from hermes.domain.jobs import ENCODER, CancelCommand, StartCommand, cancel_msg_id, cascade_subject
 from hermes.infra.nats.publisher import start_msg_id
 from hermes.infra.postgres.messages import release_expired_keys
 
@@ -30,15 +32,18 @@ log = logging.getLogger("hermes.sweep")
 
 class RecoverySweep:
     def __init__(self, pool: AsyncConnectionPool, js_factory: Callable[[], JetStreamContext], *,
-                 grace_s: float = 5.0, interval_s: float = 2.0, limit: int = 1000) -> None:
+                 grace_s: float = 5.0, interval_s: float = 2.0, limit: int = 1000,
+                 cancel_grace_s: float = 30.0) -> None:
         self.pool = pool
         self.js_factory = js_factory
         self.grace_s = grace_s
+        self.cancel_grace_s = cancel_grace_s
         self.interval_s = interval_s
         self.limit = limit
         self.republished = 0
         self.stuck = 0
         self.keys_released = 0
+        self.cancels_redriven = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         rounds = 0
@@ -49,6 +54,8 @@ class RecoverySweep:
                     await self.check_stuck()
                 if rounds % 30 == 0:
                     self.keys_released += await release_expired_keys(self.pool)
+                if rounds % 5 == 0:
+                    await self.redrive_cancels()
             except Exception as exc:
                 log.warning("recovery sweep failed (will retry): %s", exc)
             rounds += 1
@@ -94,4 +101,29 @@ class RecoverySweep:
                              headers={"Nats-Msg-Id": start_msg_id(mid)}, timeout=5)
         self.republished += len(rows)
         log.info("recovery sweep re-published %d unstarted messages", len(rows))
+        return len(rows)
+
+    async def redrive_cancels(self) -> int:
+        """Publish again the cancels recorded at least `cancel_grace_s` ago (in the last
+        day) whose message is still open: the API records a cancel before publishing it,
+        and a publish that failed must not leave the cascade running. `Nats-Msg-Id` is the
+        API's, so a cancel JetStream still remembers is not delivered twice."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT m.id, m.tenant_id, m.shard FROM message_events e"
+                " JOIN messages m ON m.id = e.message_id"
+                " WHERE e.kind = 'cancel_requested' AND m.finished_at IS NULL"
+                " AND e.at < now() - make_interval(secs => %s)"
+                " AND e.at > now() - interval '1 day'"
+                " ORDER BY e.at LIMIT %s", (self.cancel_grace_s, self.limit))
+            rows = await cur.fetchall()
+        if not rows:
+            return 0
+        js = self.js_factory()
+        for mid, tenant_id, shard in rows:
+            await js.publish(cascade_subject(shard),
+                             ENCODER.encode(CancelCommand(id=mid, tenant_id=tenant_id)),
+                             headers={"Nats-Msg-Id": cancel_msg_id(mid)}, timeout=5)
+        self.cancels_redriven += len(rows)
+        log.info("recovery sweep re-published %d cancels", len(rows))
         return len(rows)

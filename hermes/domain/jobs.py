@@ -104,6 +104,11 @@ RECEIPT_STATUS: dict[str, str | None] = {
 }
 
 
+def cancel_msg_id(message_id: UUID) -> str:
+    """The `Nats-Msg-Id` of a message's cancel command (the API's and the sweep's)."""
+    return f"{message_id}:cancel"
+
+
 def cascade_subject(shard: int) -> str:
     return f"hermes.cascade.{shard}"
 

@@ -78,3 +78,44 @@ async def test_cancel_needs_the_send_scope(
     resp = await client.post(f"/v1/messages/{mid}/cancel",
                              headers={"Authorization": f"Bearer {key}"})
     assert resp.status_code == 403 and resp.json()["code"] == "auth.forbidden"
+
+
+async def test_a_recorded_cancel_whose_publish_was_lost_is_published_by_the_sweep(
+    client: Client, container: Container, tenant: Tenant,
+) -> None:
+    from hermes.cascade.sweep import RecoverySweep
+
+    mid, done = await _send(client, tenant), await _send(client, tenant)
+    # The API recorded both cancels, but (NATS away) neither was published; one of the
+    # messages has finished since, and a third cancel is too recent to re-drive yet.
+    recent = await _send(client, tenant)
+    async with container.pool.connection() as conn:
+        for m, ago in ((mid, 60), (done, 60), (recent, 1)):
+            await conn.execute(
+                "INSERT INTO message_events (message_id, at, kind) VALUES"
+                " (%s, now() - make_interval(secs => %s), 'cancel_requested')", (m, ago))
+        await conn.execute("UPDATE messages SET status = 'delivered', outcome = 'delivered',"
+                           " finished_at = now(), next_deadline = NULL WHERE id = %s", (done,))
+    sweep = RecoverySweep(container.pool, container.nats.jetstream, cancel_grace_s=30)
+    assert await sweep.redrive_cancels() >= 1
+    # The tenant's cancels on the cascade subjects: only the open message's, once.
+    js = container.nats.jetstream()
+    sub = await js.pull_subscribe("hermes.cascade.>", durable="cancel-redrive",
+                                  stream="HERMES_CASCADE")
+    cancels = []
+    try:
+        for _ in range(3):
+            try:
+                msgs = await sub.fetch(100, timeout=1)
+            except Exception:
+                msgs = []
+            for m in msgs:
+                command = COMMAND_DECODER.decode(m.data)
+                # (Other tests' open messages may have old cancels of their own.)
+                if isinstance(command, CancelCommand) and command.tenant_id == tenant.id:
+                    cancels.append(command)
+                await m.ack()
+    finally:
+        await sub.unsubscribe()
+        await js.delete_consumer("HERMES_CASCADE", "cancel-redrive")
+    assert cancels == [CancelCommand(id=mid, tenant_id=tenant.id)]
