@@ -55,6 +55,7 @@ class Accepted:
     status: str
     created_at: datetime
     replayed: bool = False
+    send_at: datetime | None = None
 
 
 def prepare(req: MessageCreate, contact: Contact | None, now_ms: int,
@@ -136,13 +137,14 @@ def new_row(principal: Principal, spec: MessageSpec, req: MessageCreate, *, shar
 
 def accepted(row: NewMessage, result: Inserted, body_hash: bytes | None) -> Accepted:
     if result.existing is None:
-        return Accepted(str(row.id), row.status, row.created_at)
+        return Accepted(str(row.id), row.status, row.created_at, send_at=row.send_at)
     prior = result.existing
     if prior.idempotency_hash != body_hash:
         raise HermesError(Code.IDEMPOTENCY_CONFLICT,
                           "this Idempotency-Key was first used with a different request body")
     # Replay the first answer: the status the message had when it was accepted.
-    return Accepted(str(prior.id), prior.initial_status, prior.created_at, replayed=True)
+    return Accepted(str(prior.id), prior.initial_status, prior.created_at, replayed=True,
+                    send_at=prior.send_at)
 
 
 def check_idempotency_key(key: str | None) -> str | None:

@@ -49,17 +49,20 @@ MAX_PAGE = 200
 _ENC = msgspec.json.Encoder()
 
 
-class MessageAccepted(msgspec.Struct):
+class MessageAccepted(msgspec.Struct, omit_defaults=True):
     id: str
     object: str
     status: str
     created_at: datetime
     links: MessageLinks
+    # When the first step will start, if later than now (`send_at`, or quiet hours).
+    send_at: datetime | None = None
 
 
 def _accepted_body(a: Accepted) -> MessageAccepted:
     return MessageAccepted(id=a.id, object="message", status=a.status, created_at=a.created_at,
-                           links=MessageLinks(self=f"/v1/messages/{a.id}"))
+                           links=MessageLinks(self=f"/v1/messages/{a.id}"),
+                           send_at=a.send_at if a.status == "scheduled" else None)
 
 
 def _answered(answer: Accepted, headers: dict[str, str]) -> Response[MessageAccepted]:
@@ -79,7 +82,8 @@ async def _replay(container: Container, principal: Principal, key: str,
     if prior.idempotency_hash != body_hash:
         raise HermesError(Code.IDEMPOTENCY_CONFLICT,
                           "this Idempotency-Key was first used with a different request body")
-    return Accepted(str(prior.id), prior.initial_status, prior.created_at, replayed=True)
+    return Accepted(str(prior.id), prior.initial_status, prior.created_at, replayed=True,
+                    send_at=prior.send_at)
 
 
 def _require(principal: Principal, scope: str) -> None:

@@ -150,12 +150,13 @@ class PostgresMessageReader:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT m.idempotency_key, m.id, e.data->>'status', m.created_at,"
-                " m.idempotency_hash FROM messages m"
+                " m.idempotency_hash, m.send_at FROM messages m"
                 " JOIN message_events e ON e.message_id = m.id AND e.kind = 'accepted'"
                 " WHERE m.tenant_id = %s AND m.mode = %s AND m.idempotency_key = ANY(%s)"
                 " AND m.created_at >= now() - make_interval(secs => %s)",
                 (tenant_id, mode, keys, IDEMPOTENCY_TTL_S))
             rows = await cur.fetchall()
         return {r[0]: ExistingMessage(id=r[1], initial_status=r[2], created_at=r[3],
-                                      idempotency_hash=bytes(r[4]) if r[4] is not None else None)
+                                      idempotency_hash=bytes(r[4]) if r[4] is not None else None,
+                                      send_at=r[5])
                 for r in rows}

@@ -60,6 +60,7 @@ class ExistingMessage:
     initial_status: str
     created_at: datetime
     idempotency_hash: bytes | None
+    send_at: datetime | None = None
 
 
 @dataclass
@@ -203,7 +204,8 @@ async def _insert_keyed(cur: AsyncCursor[Any], rows: list[NewMessage]
 
 async def _existing(cur: AsyncCursor[Any], r: NewMessage) -> ExistingMessage:
     await cur.execute(
-        "SELECT m.id, e.data->>'status', m.created_at, m.idempotency_hash FROM messages m"
+        "SELECT m.id, e.data->>'status', m.created_at, m.idempotency_hash, m.send_at"
+        " FROM messages m"
         " JOIN message_events e ON e.message_id = m.id AND e.kind = 'accepted'"
         " WHERE m.tenant_id = %s AND m.mode = %s AND m.idempotency_key = %s",
         (r.tenant_id, r.mode, r.idempotency_key),
@@ -212,7 +214,8 @@ async def _existing(cur: AsyncCursor[Any], r: NewMessage) -> ExistingMessage:
     if row is None:  # the key's holder vanished between the conflict and this read
         raise RuntimeError("idempotency conflict with no existing message")
     return ExistingMessage(id=row[0], initial_status=row[1], created_at=row[2],
-                           idempotency_hash=bytes(row[3]) if row[3] is not None else None)
+                           idempotency_hash=bytes(row[3]) if row[3] is not None else None,
+                           send_at=row[4])
 
 
 async def release_expired_keys(pool: AsyncConnectionPool, *, limit: int = 1000) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from litestar.testing import AsyncTestClient
 
@@ -129,3 +130,19 @@ async def test_test_and_live_keys_neither_see_nor_replay_each_others_messages(
         assert [m["id"] for m in listed] == [mine]
         cancel = await client.post(f"/v1/messages/{theirs}/cancel", headers=auth)
         assert cancel.status_code == 404
+
+
+async def test_a_replayed_scheduled_message_answers_with_its_send_at(
+    client: AsyncTestClient, tenant: Tenant,  # type: ignore[type-arg]
+) -> None:
+    later = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    headers = {**tenant.auth, "Idempotency-Key": f"later-{uuid.uuid4()}"}
+    body = {**MSG, "send_at": later.isoformat()}
+    first = await client.post("/v1/messages", json=body, headers=headers)
+    again = await client.post("/v1/messages", json=body, headers=headers)
+    assert first.json()["status"] == "scheduled"
+    sent_at = datetime.fromisoformat(first.json()["send_at"].replace("Z", "+00:00"))
+    assert sent_at == later
+    assert first.json() == again.json()
+    assert (await client.post("/v1/messages", json=MSG, headers=tenant.auth)).json().get(
+        "send_at") is None

@@ -65,6 +65,9 @@ async def send(client: Client, tenant: Tenant, body: dict[str, Any]) -> dict[str
     got = await client.get(f"/v1/messages/{resp.json()['id']}", headers=tenant.auth)
     detail: dict[str, Any] = got.json()
     detail["accepted_status"] = resp.json()["status"]
+    # The 202 says when the first step will start, exactly when it is deferred.
+    assert resp.json().get("send_at") == (
+        detail["send_at"] if resp.json()["status"] == "scheduled" else None), resp.json()
     return detail
 
 
