@@ -73,6 +73,9 @@ Decoded = tuple[StartCommand | CancelCommand | AttemptResult | ReceiptNotice,
                 MessageContext | None]
 
 
+# Turns whose delivery jobs may still be being published while the engine goes on.
+MAX_PUBLISHING = 8
+
 # Timeline kinds that mean the cascade moved past a step.
 _LEFT_STEP = frozenset({"step_timed_out", "step_failed"})
 
@@ -106,6 +109,9 @@ class CascadeRunner:
         metrics.watch_engine(self)
         # The shards this engine owns under leases; None: every shard.
         self.owned: set[int] | None = None
+        # Inside `run`, a turn's delivery jobs are published while the next turn runs.
+        self._background_publish = False
+        self._publishing: set[asyncio.Task[None]] = set()
 
     # -- start and stop ------------------------------------------------------
 
@@ -142,6 +148,16 @@ class CascadeRunner:
         deployment); with them, only the shards it holds a lease on, so workers can be
         added, removed or killed while cascades run."""
         self._stop = stop
+        self._background_publish = True
+        try:
+            await self._run(stop, ready, durable_prefix, leases, lease_check_s)
+        finally:
+            self._background_publish = False
+            await self._publish_settled()
+
+    async def _run(self, stop: asyncio.Event, ready: Callable[[], Awaitable[None]] | None,
+                   durable_prefix: str, leases: ShardLeases | None,
+                   lease_check_s: float) -> None:
         if leases is not None:
             await self._run_leased(stop, ready, durable_prefix, leases, lease_check_s)
             return
@@ -331,7 +347,10 @@ class CascadeRunner:
                     await m.nak(delay=1)
             await self._rebuild_when_possible()
             return
-        await self._publish(jobs)
+        if self._background_publish:
+            await self._publish_later(jobs)
+        else:
+            await self._publish(jobs)
         for m in msgs:
             with contextlib.suppress(Exception):
                 await m.ack()
@@ -515,6 +534,23 @@ class CascadeRunner:
             if e["id"] in wanted and e["id"] in restored:
                 replay.append(e)
         return replay
+
+    async def _publish_later(self, jobs: list[DeliveryJob]) -> None:
+        """Publish a turn's jobs in the background, so the next turn does not wait for their
+        acknowledgements (a job that never arrives is covered by its step's timer, as a
+        failed publish is), with at most MAX_PUBLISHING turns' jobs in flight."""
+        if not jobs:
+            return
+        task = asyncio.create_task(self._publish(jobs))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+        while len(self._publishing) > MAX_PUBLISHING:
+            await asyncio.wait(set(self._publishing), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _publish_settled(self) -> None:
+        """Wait for the jobs still being published (at stop)."""
+        if self._publishing:
+            await asyncio.gather(*self._publishing, return_exceptions=True)
 
     async def _publish(self, jobs: list[DeliveryJob]) -> None:
         if not jobs:
