@@ -541,7 +541,8 @@ class CascadeRunner:
         failed publish is), with at most MAX_PUBLISHING turns' jobs in flight."""
         if not jobs:
             return
-        task = asyncio.create_task(self._publish(jobs))
+        # The headers carry this turn's spans: made now, while the turn's trace is open.
+        task = asyncio.create_task(self._send_jobs(jobs, self._job_headers(jobs)))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
         while len(self._publishing) > MAX_PUBLISHING:
@@ -553,16 +554,24 @@ class CascadeRunner:
             await asyncio.gather(*self._publishing, return_exceptions=True)
 
     async def _publish(self, jobs: list[DeliveryJob]) -> None:
-        if not jobs:
-            return
-        js = self.js_factory()
-        trace = self._trace
+        if jobs:
+            await self._send_jobs(jobs, self._job_headers(jobs))
 
-        async def one(job: DeliveryJob) -> None:
-            logs.bind(job.message_id, job.tenant_id)  # each job is a task: its own context
+    def _job_headers(self, jobs: list[DeliveryJob]) -> list[dict[str, str]]:
+        trace = self._trace
+        out = []
+        for job in jobs:
             headers = {"Nats-Msg-Id": str(job.attempt_id)}
             if trace is not None:
                 trace.job_headers(job.message_id, headers)
+            out.append(headers)
+        return out
+
+    async def _send_jobs(self, jobs: list[DeliveryJob], headers: list[dict[str, str]]) -> None:
+        js = self.js_factory()
+
+        async def one(job: DeliveryJob, headers: dict[str, str]) -> None:
+            logs.bind(job.message_id, job.tenant_id)  # each job is a task: its own context
             try:
                 await js.publish(deliver_subject(job.channel), ENCODER.encode(job),
                                  headers=headers, timeout=5)
@@ -571,7 +580,7 @@ class CascadeRunner:
                 # by itself if this job never arrives.
                 log.warning("publish of job %s failed: %s", job.attempt_id, exc)
 
-        await asyncio.gather(*(one(j) for j in jobs))
+        await asyncio.gather(*(one(j, h) for j, h in zip(jobs, headers, strict=True)))
 
 
 # The engine's streams: where commands and events for shard N are published.
