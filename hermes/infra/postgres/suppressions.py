@@ -1,8 +1,9 @@
 """PostgresSuppressionStore: each tenant's suppression list, and the layer-7 lookup.
 
-The lookup answers, in one round trip, which of a request's (kind, address) pairs
-are suppressed and the tenant's quiet hours, so validation layer 7 costs one query
-per request (or per batch).
+The lookup answers, in one round trip, which of each request's (kind, address) pairs
+are suppressed and its tenant's quiet hours; `Layer7Lookups` gives the requests in
+flight one query between them, so validation layer 7 costs one query per batch and
+one for all the concurrent single sends.
 """
 
 from __future__ import annotations
@@ -70,13 +71,10 @@ class PostgresSuppressionStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def layer7(self, tenant_id: UUID, targets: Iterable[tuple[str, str]]) -> Layer7:
-        (found,) = await self.layer7_many([(tenant_id, sorted(set(targets)))])
-        return found
-
     async def layer7_many(self, lookups: Sequence[tuple[UUID, Sequence[tuple[str, str]]]]
                           ) -> list[Layer7]:
-        """`layer7` for several requests (of any tenants) in one query."""
+        """For each (tenant, pairs) lookup, which pairs the tenant has suppressed and its
+        quiet hours: several requests (of any tenants) in one query."""
         index: list[int] = []
         tenants: list[UUID] = []
         kinds: list[str] = []
