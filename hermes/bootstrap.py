@@ -23,6 +23,7 @@ from hermes.infra.postgres.pool import make_pool
 from hermes.infra.postgres.suppressions import Layer7Lookups
 from hermes.infra.postgres.tenants import PostgresTenantStore
 from hermes.infra.redis.client import make_redis
+from hermes.infra.redis.queue_delay import QueueDelayMeter, QueueDelayView
 from hermes.infra.redis.ratelimit import RedisLimiter
 from hermes.observability import metrics
 from hermes.ports import Limiter, Probe, TenantStore
@@ -92,6 +93,9 @@ class Container:
     deploys: AdapterSync = _SET_AT_OPEN
     # Validation layer 7's lookups (suppressed addresses, quiet hours), grouped.
     layer7: Layer7Lookups = _SET_AT_OPEN
+    # Load shedding: the worker's wait meter, and the API's view of every worker's report.
+    queue_meter: QueueDelayMeter = field(default_factory=QueueDelayMeter)
+    queue_view: QueueDelayView | None = None
 
     async def close(self) -> None:
         if self.deploys is not None:
@@ -100,6 +104,8 @@ class Container:
             await self.attempts.close()
         if self.layer7 is not None:
             await self.layer7.close()
+        if self.queue_view is not None:
+            await self.queue_view.close()
         if self.http is not None:
             await self.http.close()
         await self.publisher.stop()
@@ -155,6 +161,7 @@ async def open_container(settings: Settings, *, name: str) -> Container:
     container.attempts = PostgresAttemptStore(pool)
     container.layer7 = Layer7Lookups(pool)
     container.limiter = RedisLimiter(redis)
+    container.queue_view = QueueDelayView(redis)
     container.callbacks = CallbackIntake(container.adapters, container.attempts,
                                          SnsVerifier(container.http))
     container.callbacks.traps = container.deploys.monitor

@@ -61,6 +61,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     rate_limit_burst: int = 2000
     daily_quota: int = 0
 
+    # Load shedding: while a worker reports work that waited longer than this in JetStream
+    # before it was taken, new messages are refused with 503 `service.overloaded` and a
+    # Retry-After instead of joining a queue their steps' timers would run out in (0: off).
+    max_queue_delay_s: float = 10.0
+
     log_level: str = "info"
     # `json` (one object per line), `text`, or `auto`: text on a terminal, JSON otherwise.
     log_format: str = "auto"
@@ -99,6 +104,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         if self.rate_limit_per_s < 0 or self.rate_limit_burst < 1 or self.daily_quota < 0:
             raise SettingsError("rate_limit_per_s and daily_quota must be >= 0, "
                                 "rate_limit_burst >= 1")
+        if self.max_queue_delay_s < 0:
+            raise SettingsError("max_queue_delay_s must be >= 0 (0 turns load shedding off)")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingsError(f"log_level must be debug|info|warning|error, got {self.log_level}")
         if self.log_format not in {"auto", "json", "text"}:

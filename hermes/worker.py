@@ -23,6 +23,7 @@ from hermes.cascade.store import PostgresCascadeStore
 from hermes.cascade.sweep import RecoverySweep
 from hermes.delivery.worker import run_delivery
 from hermes.infra.nats.streams import ensure_streams
+from hermes.infra.redis.queue_delay import QueueDelayReporter
 from hermes.observability.server import serve_worker_metrics
 from hermes.settings import Settings
 from hermes.webhooks.dispatcher import WebhookDispatcher
@@ -85,7 +86,7 @@ async def subscribe_sandbox(settings: Settings) -> None:
 def engine_runner(container: Container) -> CascadeRunner:
     store = PostgresCascadeStore(container.pool, notice_writer=notices.write)
     return CascadeRunner(container.nats.jetstream, store, container.accounts,
-                         notice_sink=notices.collect)
+                         notice_sink=notices.collect, queue_meter=container.queue_meter)
 
 
 async def _run_parts(container: Container, stop: asyncio.Event) -> None:
@@ -96,6 +97,8 @@ async def _run_parts(container: Container, stop: asyncio.Event) -> None:
         "webhooks": WebhookDispatcher(container.pool, targets=container.targets).run(stop),
         "sweep": RecoverySweep(container.pool, container.nats.jetstream).run(stop),
         "metrics": serve_worker_metrics(container, stop),
+        "queue-delay": QueueDelayReporter(container.redis, container.queue_meter,
+                                          container.deploys.process_id).run(stop),
     }
     tasks = {asyncio.create_task(coro, name=name): name for name, coro in parts.items()}
     failed: list[str] = []

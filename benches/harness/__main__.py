@@ -88,7 +88,9 @@ def summary(result: dict[str, Any]) -> str:
                          f"{k['last_final_after_load_s']:.1f} s after the load stopped); "
                          f"{k['cascades_per_s_during_load']:,.0f}/s final webhooks during the "
                          f"load; API accepted {k['accepted_per_s']:,.0f}/s, "
-                         f"{_lat(k['api_latency_ms'])}")
+                         f"{_lat(k['api_latency_ms'])}"
+                         + (f"; {k['refused']:,} sends refused as overloaded (503)"
+                            if k.get("refused") else ""))
             if k["accepted_to_final_ms"]:
                 lines.append(f"  accepted to final webhook: {_lat(k['accepted_to_final_ms'])}")
             if k.get("rate"):

@@ -145,6 +145,8 @@ def e2e_figures(run: dict[str, Any], stats: dict[str, Any], cpu0: dict[str, floa
         "unfinished": run["items"] - stats["finished"], "outcomes": stats["outcomes"],
         "webhook_events": stats["events"],
         "accepted_per_s": run["items"] / run["window_s"],
+        # Sends refused with 503 service.overloaded (load shedding), not accepted.
+        "refused": run.get("refused", 0),
         "cascades_per_s": stats["finished"] / max(1e-9, last - start),
         "cascades_per_s_during_load": len(in_load) / max(1e-9, end - start - settle),
         "last_final_after_load_s": last - end,

@@ -51,6 +51,11 @@ class _Counted(msgspec.Struct):
     accepted: int = 0
 
 
+class _Refusal(msgspec.Struct):
+    code: str = ""
+    retry_after: float = 1.0
+
+
 class _Created(msgspec.Struct):
     id: str
 
@@ -59,6 +64,9 @@ class Result(msgspec.Struct):
     requests: int
     ok: int
     errors: int
+    # 503 `service.overloaded` (load shedding): not an error; closed-loop clients wait the
+    # answer's Retry-After before their next request, as a well-behaved client does.
+    refused: int
     items: int
     statuses: dict[str, int]
     first_error: str | None
@@ -86,6 +94,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.body: list[bytes] = []
+        self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -102,6 +111,7 @@ class _Connection(asyncio.Protocol):
             self.waiter.set_result((self.parser.get_status_code(), answer))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(ConnectionError(f"connection lost: {exc}"))
 
@@ -130,18 +140,31 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return hdr.summary(hdr.from_seconds(values))
 
 
+def _overloaded(decoder: msgspec.json.Decoder[_Refusal], status: int,
+                answer: bytes) -> float | None:
+    """The Retry-After seconds of a 503 `service.overloaded`; None for any other answer."""
+    if status != 503:
+        return None
+    try:
+        problem = decoder.decode(answer)
+    except msgspec.DecodeError:
+        return None
+    return problem.retry_after if problem.code == "service.overloaded" else None
+
+
 async def run(cfg: Config) -> Result:
     bodies = [b.encode() for b in cfg.bodies]
     headers = {"content-type": "application/json", **cfg.headers}
     counted = msgspec.json.Decoder(_Counted)
     created = msgspec.json.Decoder(_Created)
+    refusal = msgspec.json.Decoder(_Refusal)
     accepted_at: dict[str, float] = {}
     accepted_body: dict[str, int] = {}
     latencies = hdr.new()
     by_second = [hdr.new(2) for _ in range(int(cfg.seconds) + 1)]
     statuses: dict[str, int] = {}
     per_second = [0] * (int(cfg.seconds) + 1)
-    stats = {"requests": 0, "ok": 0, "errors": 0, "items": 0}
+    stats = {"requests": 0, "ok": 0, "errors": 0, "refused": 0, "items": 0}
     first_error: list[str] = []
     loop_start = time.perf_counter()
     win_start = loop_start + cfg.warmup
@@ -165,9 +188,14 @@ async def run(cfg: Config) -> Result:
 
     async def client(session: aiohttp.ClientSession, n: int) -> None:
         conn: _Connection | None = None
-        if cfg.client == "raw":
-            _, conn = await asyncio.get_running_loop().create_connection(
+
+        async def connect() -> _Connection:
+            _, made = await asyncio.get_running_loop().create_connection(
                 _Connection, parts.hostname, parts.port)
+            return made
+
+        if cfg.client == "raw":
+            conn = await connect()
         k = 0
         while True:
             if schedule is not None:
@@ -185,6 +213,8 @@ async def run(cfg: Config) -> Result:
             k += 1
             try:
                 if conn is not None:
+                    if conn.lost:  # closed by the server while idle (after a Retry-After)
+                        conn = await connect()
                     status, answer = await conn.request(raws[i])
                 else:
                     async with session.post(cfg.url, data=bodies[i], headers=headers) as r:
@@ -193,6 +223,9 @@ async def run(cfg: Config) -> Result:
             except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
                 status, answer = 0, repr(exc).encode()
             done = time.perf_counter()
+            wait = _overloaded(refusal, status, answer)
+            if wait is not None and schedule is None:
+                await asyncio.sleep(max(0.0, min(wait, win_end - time.perf_counter())))
             if scheduled < win_start:
                 continue
             stats["requests"] += 1
@@ -211,6 +244,8 @@ async def run(cfg: Config) -> Result:
                     mid = created.decode(answer).id
                     accepted_at[mid] = time.time()
                     accepted_body[mid] = i
+            elif wait is not None:
+                stats["refused"] += 1
             else:
                 stats["errors"] += 1
                 if not first_error:
@@ -225,7 +260,8 @@ async def run(cfg: Config) -> Result:
         await asyncio.gather(*(client(session, n) for n in range(cfg.clients)))
         await sig
     return Result(
-        requests=stats["requests"], ok=stats["ok"], errors=stats["errors"], items=stats["items"],
+        requests=stats["requests"], ok=stats["ok"], errors=stats["errors"],
+        refused=stats["refused"], items=stats["items"],
         statuses=statuses, first_error=first_error[0] if first_error else None,
         window_s=cfg.seconds, window_start=wall["start"], window_end=wall["end"],
         latencies_ms=hdr.summary(latencies), per_second=per_second,

@@ -13,7 +13,7 @@ from uuid import UUID
 import msgspec
 
 from hermes import _core
-from hermes.api import compliance
+from hermes.api import admission, compliance
 from hermes.api import limits as layer8
 from hermes.api.compliance import Checked
 from hermes.api.ingest import accepted, conclude, decode_create, new_row, predraft, request_hash
@@ -232,6 +232,7 @@ async def send(container: Container, principal: Principal, body: bytes, key: str
     if not rows:
         limit = await layer8.give_back(container, principal, 0)  # nothing to take: the state
         return answer(len(items), done, errors), bool(prior), layer8.headers(limit)
+    await admission.check(container, len(rows))
     limit = await layer8.admit(container, principal, len(rows))
     took = len(rows) if limit is not None and not limit.degraded else 0
     try:

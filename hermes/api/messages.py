@@ -12,8 +12,8 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 
+from hermes.api import admission, compliance
 from hermes.api import batch as batching
-from hermes.api import compliance
 from hermes.api import limits as layer8
 from hermes.api.ingest import (
     Accepted,
@@ -142,12 +142,14 @@ class MessagesController(Controller):
                       idempotency_key=key, body_hash=body_hash, now_ms=now)
         compliance.annotate(row, checked)
         try:
+            await admission.check(container)
             limit = await layer8.admit(container, principal, 1)
-        except layer8.Refused as refused:
+        except (admission.Overloaded, layer8.Refused) as refused:
             replay = await _replay(container, principal, key, body_hash) if key else None
             if replay is None:
                 raise
-            return _answered(replay, layer8.headers(refused.decision))
+            decision = refused.decision if isinstance(refused, layer8.Refused) else None
+            return _answered(replay, layer8.headers(decision))
         took = limit is not None and not limit.degraded
         try:
             result = await container.writer.insert(row)

@@ -11,6 +11,7 @@ engine from PostgreSQL and naks, so memory never runs ahead of the record.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -40,6 +41,7 @@ from hermes.domain.jobs import (
     StartCommand,
     deliver_subject,
 )
+from hermes.infra.redis.queue_delay import QueueDelayMeter
 from hermes.observability import logging as logs
 from hermes.observability import metrics, tracing
 from hermes.observability.engine import EngineTrace
@@ -91,8 +93,10 @@ class CascadeRunner:
     def __init__(self, js_factory: Callable[[], JetStreamContext], store: PostgresCascadeStore,
                  accounts: AccountChooser, *, batch_size: int = 512, tick_s: float = 0.01,
                  notice_sink: NoticeSink | None = None,
-                 clock: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], int] = now_ms,
+                 queue_meter: QueueDelayMeter | None = None) -> None:
         self.js_factory = js_factory
+        self.queue_meter = queue_meter
         self.store = store
         self.accounts = accounts
         self.batch_size = batch_size
@@ -101,7 +105,7 @@ class CascadeRunner:
         self.clock = clock
         self.engine = _core.CascadeEngine(clock())
         self.contexts: dict[UUID, MessageContext] = {}
-        self.inbox: asyncio.Queue[Msg] = asyncio.Queue()
+        self.inbox = Inbox()
         self.turns = 0
         self.terminated = 0
         self._stop: asyncio.Event | None = None
@@ -297,6 +301,7 @@ class CascadeRunner:
         msgs: list[Msg] = []
         while len(msgs) < self.batch_size and not self.inbox.empty():
             msgs.append(self.inbox.get_nowait())
+        self._observe(msgs)
         return msgs
 
     async def _take(self) -> list[Msg]:
@@ -307,7 +312,18 @@ class CascadeRunner:
             return msgs
         while len(msgs) < self.batch_size and not self.inbox.empty():
             msgs.append(self.inbox.get_nowait())
+        self._observe(msgs)
         return msgs
+
+    def _observe(self, msgs: list[Msg]) -> None:
+        # How long work waited for the engine (load shedding in the API): the turn's oldest
+        # event and command, and the oldest still waiting behind them (a command kept back
+        # while events come first is waiting too).
+        if self.queue_meter is not None:
+            if msgs:
+                self.queue_meter.observe(msgs, self.inbox.held())
+            for head in self.inbox.heads():
+                self.queue_meter.observe_waiting(head)
 
     # -- one turn ------------------------------------------------------------
 
@@ -584,6 +600,55 @@ class CascadeRunner:
 
 
 # The engine's streams: where commands and events for shard N are published.
+class Inbox:
+    """What the fetchers brought, events first: attempt results and receipts of running
+    cascades are taken before new commands. Under overload, finishing the cascades in
+    flight comes before starting more, whose steps would only compete with them (a receipt
+    kept waiting behind new starts lets its step time out). Commands keep their order, and
+    events theirs; a command and an event of one cascade cannot pass each other, since a
+    cascade has no events before its start was processed.
+    """
+
+    def __init__(self) -> None:
+        self.events: collections.deque[Msg] = collections.deque()
+        self.commands: collections.deque[Msg] = collections.deque()
+        self._ready = asyncio.Event()
+
+    def put_nowait(self, msg: Msg) -> None:
+        queue = self.events if msg.subject.startswith(EVENTS_PREFIX) else self.commands
+        queue.append(msg)
+        self._ready.set()
+
+    def empty(self) -> bool:
+        return not self.events and not self.commands
+
+    def qsize(self) -> int:
+        return len(self.events) + len(self.commands)
+
+    def get_nowait(self) -> Msg:
+        if self.events:
+            return self.events.popleft()
+        if self.commands:
+            return self.commands.popleft()
+        raise asyncio.QueueEmpty
+
+    async def get(self) -> Msg:
+        while self.empty():
+            self._ready.clear()
+            await self._ready.wait()
+        return self.get_nowait()
+
+    def held(self) -> dict[str, int]:
+        """Messages fetched and not yet taken, by subject kind (`hermes.<kind>.…`)."""
+        return {"events": len(self.events), "cascade": len(self.commands)}
+
+    def heads(self) -> list[Msg]:
+        """The oldest message still waiting of each kind."""
+        return [q[0] for q in (self.events, self.commands) if q]
+
+
+EVENTS_PREFIX = "hermes.events."
+
 _ENGINE_STREAMS = (("HERMES_CASCADE", "hermes.cascade", "commands"),
                    ("HERMES_EVENTS", "hermes.events", "events"))
 

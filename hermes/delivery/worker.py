@@ -37,6 +37,7 @@ from hermes.domain.errors import Code, catalogue
 from hermes.domain.jobs import ENCODER, JOB_DECODER, AttemptResult, DeliveryJob, events_subject
 from hermes.infra.nats.connection import NatsConnection
 from hermes.infra.postgres.attempts import Answer, AttemptRow, PostgresAttemptStore
+from hermes.infra.redis.queue_delay import QueueDelayMeter
 from hermes.observability import hooks, metrics
 from hermes.ports import Limiter
 from hermes.providers.accounts import AccountDirectory, ensure_sandbox_accounts
@@ -106,8 +107,10 @@ class DeliveryWorker:
         metrics: DeliveryMetrics = METRICS,
         limiter: Limiter | None = None,
         traps: TrapMonitor | None = None,
+        queue_meter: QueueDelayMeter | None = None,
     ) -> None:
         self.nats = nats
+        self.queue_meter = queue_meter  # how long jobs waited (load shedding in the API)
         self.accounts = accounts
         self.attempts = attempts
         self.sender = sender
@@ -128,6 +131,7 @@ class DeliveryWorker:
                         public_url=container.settings.callback_base_url)
         options.setdefault("traps", container.deploys.monitor if container.deploys else None)
         options.setdefault("limiter", container.limiter)
+        options.setdefault("queue_meter", container.queue_meter)
         return cls(nats=container.nats, accounts=container.accounts,
                    attempts=container.attempts, sender=sender, **options)
 
@@ -164,6 +168,8 @@ class DeliveryWorker:
                     log.warning("delivery fetch failed: %r", exc)
                     await asyncio.sleep(0.5)
                     continue
+                if self.queue_meter is not None:
+                    self.queue_meter.observe(msgs)
                 for msg in msgs:
                     task = asyncio.create_task(self.handle(msg),
                                                context=hooks.job_context(msg.headers))

@@ -44,6 +44,7 @@ class Code(StrEnum):
     ADAPTER_GOLDEN_VECTOR_FAILED = "adapter.golden_vector_failed"
     ADAPTER_SMOKE_TEST_FAILED = "adapter.smoke_test_failed"
     ADAPTER_QUARANTINED = "adapter.quarantined"
+    SERVICE_OVERLOADED = "service.overloaded"
     INTERNAL_ERROR = "internal.error"
     DEPENDENCY_UNAVAILABLE = "internal.dependency_unavailable"
 

@@ -53,6 +53,15 @@ _HTTP = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0
 MESSAGES_ACCEPTED = Counter(
     "hermes_messages_accepted", "Messages accepted (committed) by the API",
     ["tenant", "mode"], registry=REGISTRY)
+MESSAGES_REFUSED_OVERLOADED = Counter(
+    "hermes_messages_refused_overloaded",
+    "Messages refused with 503 service.overloaded while the workers were behind",
+    registry=REGISTRY)
+QUEUE_DELAY = Gauge(
+    "hermes_queue_delay_seconds",
+    "How long work waited in JetStream before a worker took it: in a worker, its own longest "
+    "wait of the last second; in the API, the longest any worker reported",
+    registry=REGISTRY)
 MESSAGES_FINISHED = Counter(
     "hermes_messages_finished", "Cascades that reached a final outcome; channel and provider "
     "of the last attempt (none when no attempt was sent by this engine)",

@@ -120,6 +120,7 @@ catalogue! {
     ProviderUnavailable => ("provider.unavailable", 503, true, "The provider is unavailable"),
     ProviderAuthFailed => ("provider.auth_failed", 424, false, "The provider rejected the account's credentials"),
     // Server side.
+    ServiceOverloaded => ("service.overloaded", 503, true, "Hermes is behind on messages it has already accepted; retry after Retry-After"),
     InternalError => ("internal.error", 500, true, "Internal error"),
     DependencyUnavailable => ("internal.dependency_unavailable", 503, true, "A service Hermes depends on is unavailable"),
 }

@@ -36,6 +36,7 @@ from hermes.domain.messages import Address, Content, MessageSpec, StepSpec
 from hermes.infra.nats.streams import STREAMS, ensure_streams
 from hermes.infra.postgres.attempts import PostgresAttemptStore
 from hermes.infra.postgres.messages import NewMessage
+from hermes.infra.redis.queue_delay import QueueDelayMeter
 
 
 def _now() -> int:
@@ -195,9 +196,10 @@ async def _until(container: Container, mid: UUID, pred: Any, timeout: float = 10
 
 
 class Running:
-    def __init__(self, container: Container, chooser: FakeChooser, clock: Clock) -> None:
+    def __init__(self, container: Container, chooser: FakeChooser, clock: Clock,
+                 queue_meter: QueueDelayMeter | None = None) -> None:
         self.runner = CascadeRunner(container.nats.jetstream, PostgresCascadeStore(container.pool),
-                                    chooser, clock=clock)
+                                    chooser, clock=clock, queue_meter=queue_meter)
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -373,3 +375,20 @@ async def test_stuck_check_finds_a_started_message_with_no_timer_and_nothing_in_
         await conn.execute("UPDATE messages SET finished_at = now(), outcome = 'failed'"
                            " WHERE id = ANY(%s)", ([healthy, stuck],))
     assert stuck not in await sweep.check_stuck()
+
+
+async def test_the_engine_notes_how_long_a_command_waited_for_it(
+    container: Container, env: dict[str, Any]
+) -> None:
+    # Load shedding reads this wait: a start command published 1.2 s before the engine
+    # runs has waited at least that long when a turn takes it.
+    clock = Clock(_now())
+    mid = await _submit(container, env["tenant"].id, SEED_STEPS, clock)
+    await asyncio.sleep(1.2)
+    meter = QueueDelayMeter()
+    async with Running(container, env["chooser"], clock, queue_meter=meter):
+        assert (await _next_job(env, mid)).message_id == mid
+    report = meter.take()
+    assert 1.2 <= report.wait < 10, report
+    assert any(name.endswith("commands") for name in report.backlog), report
+    assert meter.take().wait == 0.0  # taken: the next second starts from nothing

@@ -8,6 +8,7 @@ import contextlib
 
 from hermes.delivery.worker import DURABLE, STREAM
 from hermes.domain.jobs import ENCODER, deliver_subject
+from hermes.infra.redis.queue_delay import QueueDelayMeter
 from tests.integration.delivery.support import SES, TWILIO, World
 
 
@@ -83,5 +84,46 @@ async def test_a_slow_provider_call_is_kept_in_progress_not_redelivered(world: W
     assert [r.outcome for r in world.events.results()] == ["provider_error"]
     assert world.metrics.duplicate_window_hits == 0  # never seen again mid-send
     assert len(world.sandbox_requests("twilio")) == 1
+    with contextlib.suppress(Exception):
+        await js.delete_consumer(STREAM, DURABLE)
+
+
+async def test_the_worker_notes_how_long_jobs_waited_but_not_redeliveries(world: World) -> None:
+    # Load shedding reads this wait. A job published 1.2 s before the worker runs waited
+    # that long; a job put back on purpose (here: delivered once, then nak'd) is not news.
+    await _clear_consumers(world)
+    js = world.container.nats.jetstream()
+    meter = QueueDelayMeter()
+    world.worker.queue_meter = meter
+    job = await world.job("sms", "+447400000001", TWILIO)
+    await js.publish(deliver_subject(job.channel), ENCODER.encode(job),
+                     headers={"Nats-Msg-Id": str(job.attempt_id)})
+    await asyncio.sleep(1.2)
+    stop = asyncio.Event()
+    running = asyncio.create_task(world.worker.run(stop))
+    try:
+        await world.events.wait_for(1, within=10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+    report = meter.take()
+    assert 1.2 <= report.wait < 10, report
+    assert report.backlog[DURABLE][0] == 0 and report.backlog[DURABLE][1] > 0  # taken, none left
+
+    again = await world.job("sms", "+447400000001", TWILIO)
+    await js.publish(deliver_subject(again.channel), ENCODER.encode(again),
+                     headers={"Nats-Msg-Id": str(again.attempt_id)})
+    sub = await js.pull_subscribe_bind(durable=DURABLE, stream=STREAM)
+    first = await sub.fetch(1, timeout=5)
+    meter.observe(first)  # a first delivery, fresh: counts, but is short
+    assert meter.take().wait < 1.0
+    await first[0].nak()
+    await asyncio.sleep(1.2)
+    redelivered = await sub.fetch(1, timeout=5)
+    assert redelivered[0].metadata.num_delivered == 2
+    meter.observe(redelivered)
+    assert meter.take().wait == 0.0
+    await redelivered[0].ack()
+    await sub.unsubscribe()
     with contextlib.suppress(Exception):
         await js.delete_consumer(STREAM, DURABLE)
