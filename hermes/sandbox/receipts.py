@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from hermes.infra.http.wire import WireClient, WireError
 from hermes.observability import metrics
-from hermes.sandbox.poster import HttpPoster, PostError
 from hermes.sandbox.state import SandboxState
 
 BATCH_WINDOW = 0.01  # seconds a due batchable status waits for company
@@ -41,7 +41,8 @@ Pending = Receipt | Callable[[], Receipt]  # a function: built on a worker threa
 class ReceiptDispatcher:
     def __init__(self, state: SandboxState, concurrency: int = 64) -> None:
         self._state = state
-        self._client = HttpPoster(timeout=5.0)
+        self._client = WireClient(connect_timeout=5.0, total_timeout=5.0,
+                                  user_agent="hermes-sandbox")
         self._builders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-receipts")
         self._gate = asyncio.Semaphore(concurrency)
         self._timers: set[asyncio.TimerHandle] = set()
@@ -124,8 +125,11 @@ class ReceiptDispatcher:
             error: str | None = None
             async with self._gate:
                 try:
-                    status = await self._client.post(receipt.url, receipt.body, receipt.headers)
-                except (PostError, OSError, TimeoutError) as exc:
+                    answer = await self._client.request("POST", receipt.url,
+                                                        receipt.headers.items(), receipt.body,
+                                                        max_body=64 * 1024)
+                    status = answer.status
+                except (WireError, TimeoutError) as exc:
                     error = f"{type(exc).__name__}: {exc}"
             metrics.sandbox_receipt(receipt.provider, status)
             self._state.receipts.append({

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 import hermes
-from hermes.infra.http.ssrf import GuardedResolver, TargetPolicy, literal_refusal
+from hermes.infra.http.ssrf import TargetPolicy, guarded_resolve, literal_refusal
+from hermes.infra.http.wire import WireClient, WireError
 from hermes.observability.hooks import webhook_attempt
 from hermes.webhooks.delivery import GONE_REASON, Claimed, Outcome, classify
 from hermes.webhooks.enqueue import NOTIFY_CHANNEL
@@ -82,7 +82,7 @@ class WebhookDispatcher:
     """Sends due webhook deliveries until `run`'s stop event is set.
 
     `now` and `rng` are injectable so the retry schedule can be tested in
-    virtual time; `session` so a caller can bring its own HTTP client.
+    virtual time; `client` so a caller can bring its own HTTP client.
 
     `targets` applies the SSRF rules at every attempt (an IP-literal URL is checked
     before the request, a name as it is resolved), so an endpoint whose name now points
@@ -94,7 +94,7 @@ class WebhookDispatcher:
         self,
         pool: AsyncConnectionPool,
         *,
-        session: aiohttp.ClientSession | None = None,
+        client: WireClient | None = None,
         now: Callable[[], datetime] = _utcnow,
         rng: random.Random | None = None,
         batch_size: int = 100,
@@ -118,31 +118,26 @@ class WebhookDispatcher:
         self.targets = targets
         # Longer than any attempt can take, so a live dispatcher never loses its claim.
         self.lease = timedelta(seconds=timeout_s + 60)
-        self._session = session
-        self._own_session = session is None
+        self._client = client
+        self._own_client = client is None
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll."""
         self._wake.set()
 
-    def session(self) -> aiohttp.ClientSession:
-        # Made on first use: an aiohttp session belongs to the running event loop.
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=self.max_in_flight, limit_per_host=self.per_host, ttl_dns_cache=60,
-                    resolver=None if self.targets is None else GuardedResolver(self.targets)),
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                headers={"user-agent": USER_AGENT},
-                auto_decompress=False,
-            )
-        return self._session
+    def client(self) -> WireClient:
+        if self._client is None:
+            self._client = WireClient(
+                total_timeout=self.timeout_s, max_per_origin=self.per_host,
+                user_agent=USER_AGENT,
+                resolve=None if self.targets is None else guarded_resolve(self.targets))
+        return self._client
 
     async def aclose(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     # -- the long-running loop -------------------------------------------------
 
@@ -274,16 +269,14 @@ class WebhookDispatcher:
                 "webhook-timestamp": str(timestamp),
                 "webhook-signature": signature(secret_key(c.secret), msg_id, timestamp, c.body),
             }
-            async with self.session().post(c.url, data=c.body, headers=headers,
-                                           allow_redirects=False) as response:
-                http_status = response.status
-                error = f"HTTP {response.status} {response.reason or ''}".strip()
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    await response.content.read(MAX_ANSWER_BYTES)
+            answer = await self.client().request("POST", c.url, headers.items(), c.body,
+                                                 max_body=MAX_ANSWER_BYTES)
+            http_status = answer.status
+            error = f"HTTP {answer.status} {answer.reason}".strip()
         except TimeoutError:
             error = f"no answer within {self.timeout_s:g} s"
-        except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}".strip()
+        except WireError as exc:
+            error = str(exc)
         except Exception as exc:  # a URL the client refuses, a broken secret: keep going
             log.warning("webhook %s to %s failed: %r", c.id, c.url, exc)
             error = f"{type(exc).__name__}: {exc}".strip()

@@ -1,4 +1,4 @@
-"""The one pooled HTTP client a process uses for provider calls (aiohttp).
+"""The pooled HTTP client a process uses for provider calls (`hermes.infra.http.wire`).
 
 Keep-alive connections are shared by every send; each call has a connect timeout
 and a total deadline, and every transport failure surfaces as `ProviderHttpError`
@@ -15,10 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import aiohttp
-from multidict import CIMultiDict
-
-from hermes.infra.http.ssrf import GuardedResolver, TargetPolicy, literal_refusal
+from hermes.infra.http.ssrf import TargetPolicy, guarded_resolve, literal_refusal
+from hermes.infra.http.wire import WireAnswer, WireClient, WireError
 
 CONNECT_TIMEOUT_S = 5.0
 TOTAL_TIMEOUT_S = 15.0
@@ -49,68 +47,40 @@ class ProviderHttp:
         max_connections: int = 512,
         targets: TargetPolicy | None = None,
     ) -> None:
-        self.timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout)
-        self.max_connections = max_connections
         self.targets = targets
-        self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        # Made on first use, inside the running event loop, as aiohttp wants.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=self.max_connections, limit_per_host=0,
-                    resolver=None if self.targets is None else GuardedResolver(self.targets)),
-                timeout=self.timeout,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                headers={"User-Agent": "hermes"},
-                trust_env=False,
-            )
-        return self._session
+        self.client = WireClient(
+            connect_timeout=connect_timeout, total_timeout=total_timeout,
+            max_per_origin=max_connections,
+            resolve=None if targets is None else guarded_resolve(targets))
 
     async def request(
         self, method: str, url: str, headers: list[list[str]] | list[tuple[str, str]],
         body: str | bytes | None,
     ) -> HttpAnswer:
         data = body.encode() if isinstance(body, str) else body
-        self._check(url)
-        try:
-            async with self.session.request(
-                method, url, headers=CIMultiDict((k, v) for k, v in headers), data=data or None,
-                allow_redirects=False,
-            ) as response:
-                raw = await response.read()
-                return HttpAnswer(
-                    status=response.status,
-                    headers=[[str(k), str(v)] for k, v in response.headers.items()],
-                    body=raw.decode("utf-8", "replace"),
-                )
-        except TimeoutError as exc:
-            raise ProviderHttpError(f"no answer from {_host(url)} in time", timeout=True) from exc
-        except (aiohttp.ClientError, ValueError) as exc:
-            raise ProviderHttpError(f"{type(exc).__name__}: {exc}") from exc
+        answer = await self._call(method, url, [(k, v) for k, v in headers], data)
+        return HttpAnswer(status=answer.status,
+                          headers=[[k, v] for k, v in answer.headers],
+                          body=answer.body.decode("utf-8", "replace"))
 
     async def get_bytes(self, url: str) -> tuple[int, bytes]:
-        answer_status, raw = 0, b""
-        self._check(url)
-        try:
-            async with self.session.get(url, allow_redirects=False) as response:
-                answer_status, raw = response.status, await response.read()
-        except TimeoutError as exc:
-            raise ProviderHttpError(f"no answer from {_host(url)} in time", timeout=True) from exc
-        except (aiohttp.ClientError, ValueError) as exc:
-            raise ProviderHttpError(f"{type(exc).__name__}: {exc}") from exc
-        return answer_status, raw
+        answer = await self._call("GET", url, [], None)
+        return answer.status, answer.body
 
-    def _check(self, url: str) -> None:
+    async def _call(self, method: str, url: str, headers: list[tuple[str, str]],
+                    body: bytes | None) -> WireAnswer:
         refused = None if self.targets is None else literal_refusal(url, self.targets)
         if refused is not None:
             raise ProviderHttpError(f"target not allowed: {refused}")
+        try:
+            return await self.client.request(method, url, headers, body or None)
+        except TimeoutError as exc:
+            raise ProviderHttpError(f"no answer from {_host(url)} in time", timeout=True) from exc
+        except WireError as exc:
+            raise ProviderHttpError(str(exc)) from exc
 
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        await self.client.aclose()
 
 
 def _host(url: str) -> str:

@@ -20,7 +20,7 @@ import asyncio
 import errno
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -277,3 +277,15 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def guarded_resolve(policy: TargetPolicy) -> Callable[[str, int], Awaitable[list[str]]]:
+    """`GuardedResolver` for `hermes.infra.http.wire`: a name's allowed addresses (an
+    `OSError` "target not allowed" when it has none)."""
+    resolver = GuardedResolver(policy)
+
+    async def resolve(host: str, port: int) -> list[str]:
+        found = await resolver.resolve(host, port, socket.AF_UNSPEC)
+        return [r["host"] for r in found]
+
+    return resolve
