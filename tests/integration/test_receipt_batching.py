@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+import psycopg
+
 from hermes.bootstrap import Container
-from hermes.infra.postgres.attempts import PostgresAttemptStore
+from hermes.infra.postgres.attempts import Answer, PostgresAttemptStore
 from hermes.infra.postgres.messages import NewMessage
 
 
@@ -91,3 +94,58 @@ async def test_concurrent_receipts_find_their_attempts_and_only_move_forward(
         assert (await _statuses(container, more))[more[0]] == "delivered"
     finally:
         await store.close()
+
+
+async def test_answers_share_one_statement_and_a_duplicate_provider_id_fails_alone(
+    container: Container,
+) -> None:
+    # Three claimed attempts answered together: one names a provider message id another
+    # attempt of the account already has (the unique index refuses it). The other two
+    # are recorded, with every field; only the duplicate's caller sees the error.
+    ids, account = await _attempts(container, 1)  # SM0-… is taken by ids[0]
+    taken = f"SM0-{account.hex[:6]}"
+    fresh = [uuid.uuid4() for _ in range(3)]
+    async with container.pool.connection() as conn:
+        mid = (await (await conn.execute("SELECT message_id, tenant_id FROM attempts"
+                                          " WHERE id = %s", (ids[0],))).fetchone())
+        assert mid is not None
+        for i, aid in enumerate(fresh):
+            await conn.execute(
+                "INSERT INTO attempts (id, message_id, tenant_id, step, attempt, channel,"
+                " provider_account_id, adapter, status, sent_at)"
+                " VALUES (%s, %s, %s, 1, %s, 'sms', %s, 'twilio_sms', 'sending', now())",
+                (aid, mid[0], mid[1], i + 1, account))
+    store = PostgresAttemptStore(container.pool)
+    flushes: list[int] = []
+    answer_many = store._answers.flush
+
+    async def counted(items: list[Any]) -> Any:
+        flushes.append(len(items))
+        return await answer_many(items)
+
+    store._answers.flush = counted
+    try:
+        results = await asyncio.gather(
+            store.answer(Answer(fresh[0], "accepted", provider_message_id="SMx1", segments=2,
+                                cost=Decimal("0.0075"), adapter="twilio_sms",
+                                adapter_version="1.2.0", adapter_sha256="ab" * 32)),
+            store.answer(Answer(fresh[1], "accepted", provider_message_id=taken)),
+            store.answer(Answer(fresh[2], "rejected", error_code="provider.rejected",
+                                provider_error_code="21211")),
+            return_exceptions=True)
+    finally:
+        await store.close()
+    assert flushes[0] == 3  # one batch
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], psycopg.errors.UniqueViolation)
+    async with container.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id, status, provider_message_id, error_code, provider_error_code, segments,"
+            " cost, adapter_version, adapter_sha256, answered_at IS NOT NULL"
+            " FROM attempts WHERE id = ANY(%s)", (fresh,))
+        rows = {r[0]: r[1:] for r in await cur.fetchall()}
+    assert rows[fresh[0]] == ("accepted", "SMx1", None, None, 2, Decimal("0.0075"), "1.2.0",
+                              "ab" * 32, True)
+    assert rows[fresh[1]][0] == "sending"  # not recorded: its caller got the error
+    assert rows[fresh[2]] == ("rejected", None, "provider.rejected", "21211", None, None, None,
+                              None, True)
