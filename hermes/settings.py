@@ -19,6 +19,9 @@ ENV_PREFIX = "HERMES_"
 DEFAULT_CONFIG_FILE = "hermes.toml"
 
 
+DEFAULT_GC_GEN0_THRESHOLD = 50_000
+
+
 class SettingsError(ValueError):
     """The configuration cannot be read; the message says which key and why."""
 
@@ -66,6 +69,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # Retry-After instead of joining a queue their steps' timers would run out in (0: off).
     max_queue_delay_s: float = 10.0
 
+    # The garbage collector's first threshold in long-running processes (API, worker,
+    # sandbox): a collection after this many net allocations (CPython's default is 700;
+    # 0 keeps the defaults). See hermes.observability.setup.tune_gc.
+    gc_gen0_threshold: int = DEFAULT_GC_GEN0_THRESHOLD
+
     log_level: str = "info"
     # `json` (one object per line), `text`, or `auto`: text on a terminal, JSON otherwise.
     log_format: str = "auto"
@@ -104,6 +112,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         if self.rate_limit_per_s < 0 or self.rate_limit_burst < 1 or self.daily_quota < 0:
             raise SettingsError("rate_limit_per_s and daily_quota must be >= 0, "
                                 "rate_limit_burst >= 1")
+        if self.gc_gen0_threshold < 0:
+            raise SettingsError("gc_gen0_threshold must be >= 0 (0 keeps CPython's defaults)")
         if self.max_queue_delay_s < 0:
             raise SettingsError("max_queue_delay_s must be >= 0 (0 turns load shedding off)")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:

@@ -141,7 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--metrics-port", type=int, default=0,
                         help="serve Prometheus /metrics on this port (0: off)")
     args = parser.parse_args(argv)
+    from hermes.observability.setup import tune_gc
     from hermes.sandbox.credentials import SES
+    from hermes.settings import DEFAULT_GC_GEN0_THRESHOLD
+
+    tune_gc(DEFAULT_GC_GEN0_THRESHOLD)
 
     options: dict[str, Any] = {
         "receipt_delay": args.receipt_delay_ms / 1000,

@@ -290,3 +290,20 @@ def test_ratio_sampling_keeps_a_share_of_messages_and_decides_alike_everywhere(
     timers = {s["trace_id"] for s in recorded if s["name"] == "engine timer"}
     assert roots == timers == {m.hex for m in kept if m in ids[:200]}
     assert 0 < len(roots) < 200
+
+
+def test_tune_gc_raises_the_young_threshold_and_freezes_what_is_loaded() -> None:
+    import gc
+
+    from hermes.observability.setup import tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc(0)
+        assert gc.get_threshold() == before
+        tune_gc(50_000)
+        assert gc.get_threshold() == (50_000, before[1], before[2])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -72,7 +72,7 @@ def _sample(name: str) -> str:
     samples = {"api_port": "8123", "max_body_bytes": "1024", "db_pool_min": "1",
                "db_pool_max": "3", "shard_count": "2", "readiness_timeout_s": "0.5",
                "rate_limit_per_s": "2.5", "rate_limit_burst": "5", "daily_quota": "100",
-               "max_queue_delay_s": "2.5",
+               "max_queue_delay_s": "2.5", "gc_gen0_threshold": "1000",
                "log_level": "debug", "log_format": "json", "worker_metrics_port": "9465",
                "master_keys": "k1:" + "A" * 43 + "=",
                "allow_private_targets": "10.0.0.0/8,internal.example"}
