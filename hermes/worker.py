@@ -85,7 +85,7 @@ async def subscribe_sandbox(settings: Settings) -> None:
 
 def engine_runner(container: Container) -> CascadeRunner:
     store = PostgresCascadeStore(container.pool, notice_writer=notices.write)
-    return CascadeRunner(container.nats.jetstream, store, container.accounts,
+    return CascadeRunner(container.nats, store, container.accounts,
                          notice_sink=notices.collect, queue_meter=container.queue_meter)
 
 

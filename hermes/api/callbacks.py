@@ -52,9 +52,9 @@ class CallbacksController(Controller):
         body = await request.body()
         headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.scope["headers"]]
         try:
-            js = container.nats.jetstream()
             result = await container.callbacks.receive(
-                account, request.method, public_url(container, request), headers, body, js)
+                account, request.method, public_url(container, request), headers, body,
+                container.publisher.acked)
         except Unverified as exc:
             log.warning("refused an unverified callback for account %s (%s %s): %s", account_id,
                         request.method, public_url(container, request), exc)

@@ -41,8 +41,9 @@ from hermes.domain.jobs import (
     StartCommand,
     deliver_subject,
 )
+from hermes.infra.nats.connection import NatsConnection
+from hermes.infra.nats.publisher import AckedPublisher
 from hermes.infra.redis.queue_delay import QueueDelayMeter
-from hermes.observability import logging as logs
 from hermes.observability import metrics, tracing
 from hermes.observability.engine import EngineTrace
 
@@ -90,12 +91,13 @@ def now_ms() -> int:
 
 
 class CascadeRunner:
-    def __init__(self, js_factory: Callable[[], JetStreamContext], store: PostgresCascadeStore,
+    def __init__(self, nats: NatsConnection, store: PostgresCascadeStore,
                  accounts: AccountChooser, *, batch_size: int = 512, tick_s: float = 0.01,
                  notice_sink: NoticeSink | None = None,
                  clock: Callable[[], int] = now_ms,
                  queue_meter: QueueDelayMeter | None = None) -> None:
-        self.js_factory = js_factory
+        self.js_factory = nats.jetstream
+        self.jobs = AckedPublisher(nats)  # delivery jobs, acknowledged in batches
         self.queue_meter = queue_meter
         self.store = store
         self.accounts = accounts
@@ -158,6 +160,7 @@ class CascadeRunner:
         finally:
             self._background_publish = False
             await self._publish_settled()
+            await self.jobs.close()
 
     async def _run(self, stop: asyncio.Event, ready: Callable[[], Awaitable[None]] | None,
                    durable_prefix: str, leases: ShardLeases | None,
@@ -584,19 +587,15 @@ class CascadeRunner:
         return out
 
     async def _send_jobs(self, jobs: list[DeliveryJob], headers: list[dict[str, str]]) -> None:
-        js = self.js_factory()
-
-        async def one(job: DeliveryJob, headers: dict[str, str]) -> None:
-            logs.bind(job.message_id, job.tenant_id)  # each job is a task: its own context
-            try:
-                await js.publish(deliver_subject(job.channel), ENCODER.encode(job),
-                                 headers=headers, timeout=5)
-            except Exception as exc:
+        results = await self.jobs.publish_many([
+            (deliver_subject(job.channel), ENCODER.encode(job), h)
+            for job, h in zip(jobs, headers, strict=True)])
+        for job, failed in zip(jobs, results, strict=True):
+            if failed is not None:
                 # The attempt is recorded and the step's timer is set: the cascade moves on
                 # by itself if this job never arrives.
-                log.warning("publish of job %s failed: %s", job.attempt_id, exc)
-
-        await asyncio.gather(*(one(j, h) for j, h in zip(jobs, headers, strict=True)))
+                log.warning("publish of job %s of message %s failed: %s", job.attempt_id,
+                            job.message_id, failed)
 
 
 # The engine's streams: where commands and events for shard N are published.

@@ -36,6 +36,7 @@ from hermes.delivery.sender import Outcome, Sender, failure
 from hermes.domain.errors import Code, catalogue
 from hermes.domain.jobs import ENCODER, JOB_DECODER, AttemptResult, DeliveryJob, events_subject
 from hermes.infra.nats.connection import NatsConnection
+from hermes.infra.nats.publisher import AckedPublisher
 from hermes.infra.postgres.attempts import Answer, AttemptRow, PostgresAttemptStore
 from hermes.infra.redis.queue_delay import QueueDelayMeter
 from hermes.observability import hooks, metrics
@@ -110,6 +111,7 @@ class DeliveryWorker:
         queue_meter: QueueDelayMeter | None = None,
     ) -> None:
         self.nats = nats
+        self.acked = AckedPublisher(nats)  # attempt results, acknowledged in batches
         self.queue_meter = queue_meter  # how long jobs waited (load shedding in the API)
         self.accounts = accounts
         self.attempts = attempts
@@ -185,6 +187,7 @@ class DeliveryWorker:
                 await keepalive
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+            await self.acked.close()
 
     async def _keep_alive(self, in_flight: dict[asyncio.Task[None], Msg]) -> None:
         """Tell JetStream the jobs still running are in progress (a slow provider)."""
@@ -237,10 +240,10 @@ class DeliveryWorker:
             await _quietly(msg.nak(delay=RETRY_DELAY_S))
 
     async def publish(self, shard: int, result: AttemptResult) -> None:
-        await self.nats.jetstream().publish(
+        await self.acked.publish(
             events_subject(shard), ENCODER.encode(result),
-            headers=hooks.result_headers(result.message_id, result.attempt_id,
-                                         {"Nats-Msg-Id": result_msg_id(result)}), timeout=5)
+            hooks.result_headers(result.message_id, result.attempt_id,
+                                 {"Nats-Msg-Id": result_msg_id(result)}))
 
     # --- one job ---
 

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from nats.js import JetStreamContext
 
 from hermes import _core
 from hermes.domain.jobs import ENCODER, RECEIPT_STATUS, ReceiptNotice, events_subject
+from hermes.infra.nats.publisher import AckedPublisher
 from hermes.infra.postgres.attempts import STATUS_RANK, AttemptRow, PostgresAttemptStore
 from hermes.infra.postgres.suppressions import PostgresSuppressionStore
 from hermes.observability import hooks, tracing
@@ -73,7 +73,7 @@ class CallbackIntake:
 
     async def receive(self, account: ProviderAccount, method: str, url: str,
                       headers: list[list[str]], body: bytes,
-                      jetstream: JetStreamContext) -> IntakeResult:
+                      publisher: AckedPublisher) -> IntakeResult:
         """Verify and apply one callback; `Unverified` (nothing changed) if not genuine."""
         adapter = self.registry.get(account.adapter, account.adapter_version)
         credentials = {k: v for k, v in account.credentials.items() if k != "service_account"}
@@ -106,7 +106,7 @@ class CallbackIntake:
             raise Unverified("the callback's signature did not verify")
 
         receipts = out.get("receipts") or []
-        published, unknown = await self._apply(account, receipts, jetstream)
+        published, unknown = await self._apply(account, receipts, publisher)
         await self.opt_outs.apply(account, receipts, out.get("inbound") or [])
         reply = out.get("reply")
         if isinstance(reply, dict):
@@ -118,7 +118,7 @@ class CallbackIntake:
         return IntakeResult(r, published, unknown)
 
     async def _apply(self, account: ProviderAccount, receipts: list[dict[str, Any]],
-                     js: JetStreamContext) -> tuple[list[ReceiptNotice], list[str]]:
+                     publisher: AckedPublisher) -> tuple[list[ReceiptNotice], list[str]]:
         wanted = [(str(r["provider_message_id"]), status, r) for r in receipts
                   if r.get("provider_message_id") is not None
                   and (status := RECEIPT_STATUS.get(str(r.get("status")))) is not None]
@@ -151,8 +151,9 @@ class CallbackIntake:
             # Published also when the row did not move (same status again): a provider
             # retrying after we recorded but failed to publish must still reach the engine.
             with hooks.receipt(row, account.adapter, status):
-                await js.publish(events_subject(row.shard), ENCODER.encode(notice), timeout=5,
-                                 headers=tracing.headers({"Nats-Msg-Id": f"{row.id}:{status}"}))
+                await publisher.publish(
+                    events_subject(row.shard), ENCODER.encode(notice),
+                    tracing.headers({"Nats-Msg-Id": f"{row.id}:{status}"}))
             published.append(notice)
         if unknown:
             log.info("receipts for unknown provider message ids on account %s: %s",

@@ -198,7 +198,7 @@ async def _until(container: Container, mid: UUID, pred: Any, timeout: float = 10
 class Running:
     def __init__(self, container: Container, chooser: FakeChooser, clock: Clock,
                  queue_meter: QueueDelayMeter | None = None) -> None:
-        self.runner = CascadeRunner(container.nats.jetstream, PostgresCascadeStore(container.pool),
+        self.runner = CascadeRunner(container.nats, PostgresCascadeStore(container.pool),
                                     chooser, clock=clock, queue_meter=queue_meter)
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None

@@ -54,7 +54,7 @@ async def test_a_late_receipt_and_the_next_steps_answer_in_one_turn_finish_once(
     async with container.pool.connection() as conn:
         cur = await conn.execute("SELECT spec::text FROM messages WHERE id = %s", (mid,))
         (spec,) = await cur.fetchone()  # type: ignore[misc]
-    runner = CascadeRunner(container.nats.jetstream, PostgresCascadeStore(container.pool),
+    runner = CascadeRunner(container.nats, PostgresCascadeStore(container.pool),
                            env["chooser"], clock=clock)
     await runner.rebuild()
     start = StartCommand(id=mid, tenant_id=env["tenant"].id, mode="test", shard=3,

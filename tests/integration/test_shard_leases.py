@@ -151,7 +151,7 @@ class Worker:
     def __init__(self, container: Container, chooser: FakeChooser, clock: Clock) -> None:
         assert container.settings.database_url is not None
         self.leases = ShardLeases(container.settings.database_url, SHARDS)
-        self.runner = CascadeRunner(container.nats.jetstream,
+        self.runner = CascadeRunner(container.nats,
                                     PostgresCascadeStore(container.pool), chooser, clock=clock)
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None

@@ -1,4 +1,5 @@
-"""Publishing cascade start commands after commit, off the request path.
+"""Publishing to JetStream with batched acknowledgements, and the cascade start commands
+the API publishes after commit, off the request path.
 
 The API answers 202 once PostgreSQL has the message; the start command is
 published right after, in the background. If the publish fails (NATS down, the
@@ -56,6 +57,105 @@ class _PubAck(msgspec.Struct):
 _ACK = msgspec.json.Decoder(_PubAck)
 
 
+class PublishRefused(Exception):
+    """JetStream did not store the message (no stream for the subject, a full stream)."""
+
+
+class AckedPublisher:
+    """JetStream publishes whose acknowledgements come back on one subscription.
+
+    `JetStreamContext.publish` makes a request per message: a reply future, a timeout
+    task and a fresh token each. Here a batch of messages is published with reply
+    subjects under one inbox this process subscribed to once, and one timer covers the
+    batch's acknowledgements: about a quarter of the CPU per message.
+    """
+
+    def __init__(self, nats: NatsConnection, *, timeout: float = ACK_TIMEOUT_S) -> None:
+        self.nats = nats
+        self.timeout = timeout
+        self._waiting: dict[str, asyncio.Future[None]] = {}
+        self._tokens = itertools.count()
+        self._acks: tuple[Client, str, Subscription] | None = None
+
+    async def publish(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
+        """Publish one message and wait for JetStream to store it (raises otherwise)."""
+        failed = (await self.publish_many([(subject, data, headers)]))[0]
+        if failed is not None:
+            raise failed
+
+    async def publish_many(self, items: list[tuple[str, bytes, dict[str, str]]],
+                           ) -> list[BaseException | None]:
+        """Publish each (subject, data, headers); per item, None once JetStream stored it,
+        or why not (refused, not acknowledged in time, not connected)."""
+        if not items:
+            return []
+        loop = asyncio.get_running_loop()
+        pending: list[tuple[str, asyncio.Future[None]]] = []
+        results: list[BaseException | None] = [None] * len(items)
+        try:
+            nc, prefix = await self._ack_inbox()
+            for n, (subject, data, headers) in enumerate(items):
+                token = f"{prefix}.{next(self._tokens)}"
+                future: asyncio.Future[None] = loop.create_future()
+                self._waiting[token] = future
+                pending.append((token, future))
+                await nc.publish(subject, data, reply=token, headers=headers)
+                if n % _YIELD_EVERY == _YIELD_EVERY - 1:
+                    await asyncio.sleep(0)  # let other work in between the parts of a big batch
+        except Exception as exc:
+            for i in range(len(pending), len(items)):
+                results[i] = exc  # never sent
+        timer = loop.call_later(self.timeout, _expire, [f for _, f in pending])
+        try:
+            for i, (_, future) in enumerate(pending):
+                try:
+                    await future
+                except Exception as exc:
+                    results[i] = exc
+        finally:
+            timer.cancel()
+            for token, _ in pending:
+                self._waiting.pop(token, None)
+        return results
+
+    async def _ack_inbox(self) -> tuple[Client, str]:
+        nc = self.nats.client
+        # While nats-py reconnects it buffers publishes, and the acks may still come in time.
+        if nc is None or nc.is_closed:
+            raise ConnectionError("not connected to NATS")
+        if self._acks is None or self._acks[0] is not nc:
+            prefix = nc.new_inbox()
+            sub = await nc.subscribe(f"{prefix}.*", cb=self._on_ack)
+            self._acks = (nc, prefix, sub)
+        return nc, self._acks[1]
+
+    async def _on_ack(self, msg: Msg) -> None:
+        future = self._waiting.pop(msg.subject, None)
+        if future is None or future.done():
+            return  # late, after its batch gave up on it
+        try:
+            ack = _ACK.decode(msg.data)
+        except msgspec.DecodeError:
+            ack = _PubAck()  # e.g. a 503 "no responders" status: no stream took it
+        if ack.stream is not None and ack.error is None:
+            future.set_result(None)
+        else:
+            why = ack.error or msg.headers
+            future.set_exception(PublishRefused(f"JetStream refused it: {why}"))
+
+    async def close(self) -> None:
+        if self._acks is not None:
+            with contextlib.suppress(Exception):
+                await self._acks[2].unsubscribe()
+            self._acks = None
+
+
+def _expire(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(TimeoutError("no acknowledgement from JetStream"))
+
+
 class StartPublisher:
     def __init__(self, nats: NatsConnection, *, concurrency: int = 2048) -> None:
         self.nats = nats
@@ -65,11 +165,7 @@ class StartPublisher:
         self.task: asyncio.Task[None] | None = None
         self.published = 0
         self.failed = 0
-        # Commands published and not yet acknowledged, by reply token.
-        self._waiting: dict[str, UUID] = {}
-        self._all_acked = asyncio.Event()
-        self._tokens = itertools.count()
-        self._acks: tuple[Client, str, Subscription] | None = None
+        self.acked = AckedPublisher(nats)
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name="start-publisher")
@@ -87,9 +183,7 @@ class StartPublisher:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-        if self._acks is not None:
-            with contextlib.suppress(Exception):
-                await self._acks[2].unsubscribe()
+        await self.acked.close()
 
     async def _run(self) -> None:
         while True:
@@ -105,61 +199,21 @@ class StartPublisher:
                     self.queue.task_done()
 
     async def _publish(self, batch: list[tuple[int, StartCommand, str | None]]) -> None:
-        nc, prefix = await self._ack_inbox()
-        tokens = [f"{prefix}.{next(self._tokens)}" for _ in batch]
-        for token, (_, cmd, _) in zip(tokens, batch, strict=True):
-            self._waiting[token] = cmd.id
-        error: BaseException = TimeoutError("no acknowledgement from JetStream")
-        try:
-            for n, (token, (shard, cmd, tp)) in enumerate(zip(tokens, batch, strict=True)):
-                headers = {"Nats-Msg-Id": start_msg_id(cmd.id)}
-                if tp is not None:
-                    headers[tracing.TRACEPARENT] = tp
-                await nc.publish(cascade_subject(shard), _ENC.encode(cmd), reply=token,
-                                 headers=headers)
-                if n % _YIELD_EVERY == _YIELD_EVERY - 1:
-                    await asyncio.sleep(0)  # let requests in between the parts of a big batch
-            # Only this batch is ever waiting; the event is set when its last ack is in.
-            if self._waiting:
-                self._all_acked.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._all_acked.wait(), ACK_TIMEOUT_S)
-        except Exception as exc:
-            error = exc
-        finally:
-            # Not sent or not acknowledged in time: not lost, the sweep re-publishes them.
-            missing = [mid for t in tokens if (mid := self._waiting.pop(t, None)) is not None]
-            if missing:
-                self._fail(missing, error)
-
-    async def _ack_inbox(self) -> tuple[Client, str]:
-        nc = self.nats.client
-        # While nats-py reconnects it buffers publishes, and the acks may still come in time.
-        if nc is None or nc.is_closed:
-            raise ConnectionError("not connected to NATS")
-        if self._acks is None or self._acks[0] is not nc:
-            prefix = nc.new_inbox()
-            sub = await nc.subscribe(f"{prefix}.*", cb=self._on_ack)
-            self._acks = (nc, prefix, sub)
-        return nc, self._acks[1]
-
-    async def _on_ack(self, msg: Msg) -> None:
-        mid = self._waiting.pop(msg.subject, None)
-        if mid is None:
-            return  # late, after its batch gave up on it (and counted it failed)
-        try:
-            ack = _ACK.decode(msg.data)
-        except msgspec.DecodeError:
-            ack = _PubAck()  # e.g. a 503 "no responders" status: no stream took it
-        if ack.stream is not None and ack.error is None:
-            self.published += 1
-        else:
-            self._fail([mid], RuntimeError(f"JetStream refused it: {ack.error or msg.headers}"))
-        if not self._waiting:
-            self._all_acked.set()
+        items = []
+        for shard, cmd, tp in batch:
+            headers = {"Nats-Msg-Id": start_msg_id(cmd.id)}
+            if tp is not None:
+                headers[tracing.TRACEPARENT] = tp
+            items.append((cascade_subject(shard), _ENC.encode(cmd), headers))
+        results = await self.acked.publish_many(items)
+        for (_, cmd, _), failed in zip(batch, results, strict=True):
+            if failed is None:
+                self.published += 1
+            else:
+                # Not lost: the message is committed and unstarted; the sweep re-publishes it.
+                self._fail([cmd.id], failed)
 
     def _fail(self, ids: list[UUID], exc: BaseException) -> None:
-        # Not lost: the message is committed and unstarted; the sweep re-publishes it.
         self.failed += len(ids)
         for mid in ids:
             log.warning("publish of %s failed (the recovery sweep will retry): %s", mid, exc)
