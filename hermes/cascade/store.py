@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from hermes.cascade.context import MessageContext
 from hermes.domain.errors import Code
+from hermes.infra.postgres.arrays import literal as array
 
 
 @dataclass
@@ -151,9 +152,10 @@ class PostgresCascadeStore:
                   a.adapter, a.status, a.error_code) for a in batch.attempts],
             )
         if batch.events:
-            await cur.executemany(
+            await cur.execute(
                 "INSERT INTO message_events (message_id, at, kind, data)"
-                " VALUES (%s, %s, %s, %s::jsonb)", batch.events)
+                " SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::jsonb[])",
+                tuple(array(column) for column in zip(*batch.events, strict=True)))
         if batch.updates:
             await cur.executemany(_UPDATE, [
                 {"id": mid, "state": u.state, "status": u.status,
@@ -168,8 +170,8 @@ class PostgresCascadeStore:
             # redelivery) would reach the provider after the final state, an expired OTP too.
             await cur.execute(
                 "UPDATE attempts SET status = 'failed', error_code = %s, answered_at = now()"
-                " WHERE message_id = ANY(%s) AND status = 'pending'",
-                (Code.MESSAGE_ALREADY_FINAL, finished))
+                " WHERE message_id = ANY(%s::uuid[]) AND status = 'pending'",
+                (Code.MESSAGE_ALREADY_FINAL, array(finished)))
         if batch.left_steps:
             # As at the end of a cascade: a job held up past its step's timeout (a backlog,
             # a throttled provider account) must not reach the provider after the cascade
@@ -179,8 +181,8 @@ class PostgresCascadeStore:
                 " FROM unnest(%s::uuid[], %s::int[]) AS l(message_id, step)"
                 " WHERE a.message_id = l.message_id AND a.step = l.step"
                 " AND a.status = 'pending'",
-                (Code.CASCADE_STEP_LEFT, [m for m, _ in batch.left_steps],
-                 [s for _, s in batch.left_steps]))
+                (Code.CASCADE_STEP_LEFT, array(m for m, _ in batch.left_steps),
+                 array(s for _, s in batch.left_steps)))
         if batch.notices and self.notice_writer is not None:
             await self.notice_writer(conn, batch)
 

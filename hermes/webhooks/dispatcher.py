@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 import hermes
 from hermes.infra.http.ssrf import TargetPolicy, guarded_resolve, literal_refusal
 from hermes.infra.http.wire import WireClient, WireError
+from hermes.infra.postgres.arrays import literal as array
 from hermes.observability.hooks import webhook_attempt
 from hermes.webhooks.delivery import GONE_REASON, Claimed, Outcome, classify
 from hermes.webhooks.enqueue import NOTIFY_CHANNEL
@@ -289,9 +290,9 @@ class WebhookDispatcher:
                        if o.disable_endpoint})
         async with conn.transaction():
             await conn.execute(_RECORD, (
-                [c.id for c in batch], [o.status for o in outcomes],
-                [o.next_at for o in outcomes], [o.http_status for o in outcomes],
-                [o.error for o in outcomes], [o.delivered_at for o in outcomes]))
+                array(c.id for c in batch), array(o.status for o in outcomes),
+                array(o.next_at for o in outcomes), array(o.http_status for o in outcomes),
+                array(o.error for o in outcomes), array(o.delivered_at for o in outcomes)))
             if gone:
                 await conn.execute(_DISABLE, (GONE_REASON, gone))
                 await conn.execute(_ABANDON_PENDING, (gone,))

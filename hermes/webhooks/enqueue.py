@@ -10,6 +10,7 @@ from uuid import UUID
 import msgspec
 from psycopg import AsyncConnection
 
+from hermes.infra.postgres.arrays import literal as array
 from hermes.webhooks.events import WebhookEvent, body_of
 
 # Dispatchers LISTEN here; the notification is delivered when the caller commits.
@@ -51,7 +52,8 @@ async def enqueue(
         messages.append(event.message_id)
         types.append(event.type)
         bodies.append(msgspec.json.encode(body_of(event, now)).decode())
-    cur = await conn.execute(_INSERT, (tenants, messages, types, bodies))
+    cur = await conn.execute(_INSERT, (array(tenants), array(messages), array(types),
+                                       array(bodies)))
     queued = max(cur.rowcount, 0)
     if queued:
         await conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))

@@ -20,6 +20,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from hermes.delivery.batching import Batcher
+from hermes.infra.postgres.arrays import literal as array
 
 log = logging.getLogger("hermes.attempts")
 
@@ -102,7 +103,7 @@ RETURNING a.id
 
 _CLAIM = """
 UPDATE attempts SET status = 'sending', sent_at = now()
-WHERE id = ANY(%s) AND status = 'pending'
+WHERE id = ANY(%s::uuid[]) AND status = 'pending'
 RETURNING id
 """
 
@@ -187,8 +188,8 @@ class PostgresAttemptStore:
 
     async def _lookup_many(self, keys: list[tuple[UUID, str]]) -> list[AttemptRow | None]:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_BY_PROVIDER_IDS, ([k[0] for k in keys],
-                                                        [k[1] for k in keys]))
+            cur = await conn.execute(_BY_PROVIDER_IDS, (array(k[0] for k in keys),
+                                                        array(k[1] for k in keys)))
             rows = [AttemptRow(*row) for row in await cur.fetchall()]
         by_key = {(r.provider_account_id, r.provider_message_id): r for r in rows}
         return [by_key.get(k) for k in keys]
@@ -205,14 +206,14 @@ class PostgresAttemptStore:
         chosen = list(furthest.values())
         async with self.pool.connection() as conn:
             cur = await conn.execute(_ADVANCE, (
-                [m.attempt_id for m in chosen], [m.status for m in chosen],
-                [m.at for m in chosen], [m.code for m in chosen]))
+                array(m.attempt_id for m in chosen), array(m.status for m in chosen),
+                array(m.at for m in chosen), array(m.code for m in chosen)))
             moved = {r[0] for r in await cur.fetchall()}
         return [m.attempt_id in moved and furthest[m.attempt_id] is m for m in moves]
 
     async def _claim_many(self, ids: list[UUID]) -> list[bool]:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_CLAIM, (ids,))
+            cur = await conn.execute(_CLAIM, (array(ids),))
             claimed = {r[0] for r in await cur.fetchall()}
         return [i in claimed for i in ids]
 
