@@ -31,6 +31,9 @@ def _ok(url: str) -> bool:
         return False
 
 
+# HERMES_* variables of the caller that reach the processes of a deployment.
+PASSED_SETTINGS = frozenset({"HERMES_GC_GEN0_THRESHOLD"})
+
 class Deployment:
     """Start with `with Deployment() as d:`; every process stops at the end, in reverse order."""
 
@@ -48,7 +51,10 @@ class Deployment:
 
         urls = self.stack.start(Settings())
         migrate(urls.database_url)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HERMES_")}
+        # The stack's own settings, not the caller's HERMES_* ones, except those meant to be
+        # compared between runs (HERMES_GC_GEN0_THRESHOLD=0: the collector's defaults).
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("HERMES_") or k in PASSED_SETTINGS}
         self.env.update(HERMES_DATABASE_URL=urls.database_url, HERMES_NATS_URL=urls.nats_url,
                         HERMES_REDIS_URL=urls.redis_url, HERMES_LOG_LEVEL="warning",
                         HERMES_DATA_DIR=str(self.root), PYTHONPATH=str(ROOT),
