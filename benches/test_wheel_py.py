@@ -130,7 +130,7 @@ def test_timers(benchmark: Any, name: str) -> None:
 
 def engine_round(n: int = 50_000) -> tuple[int, int]:
     """The seed cascade for `n` messages through CascadeEngine from Python: start,
-    SMS accepted, the 30 s step timeout via tick, email delivered. Returns
+    SMS accepted, the 30 s step timeout (from the acceptance) via tick, email delivered. Returns
     (events, actions)."""
     ids = [uuid.uuid4().bytes for _ in range(n)]
     plan = {
@@ -143,7 +143,7 @@ def engine_round(n: int = 50_000) -> tuple[int, int]:
     actions = engine.apply([{"id": i, "type": "start", "plan": plan} for i in ids], 0)
     accepted = [{"id": i, "type": "accepted", "step": 0, "attempt": 1, "account": "t"} for i in ids]
     actions += engine.apply(accepted, 100)
-    actions += engine.tick(30_000)
+    actions += engine.tick(30_100)  # the step's 30 s count from the provider's acceptance
     delivered = [
         {"id": i, "type": "receipt", "step": 1, "attempt": 2, "status": "delivered"} for i in ids
     ]

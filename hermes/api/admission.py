@@ -1,9 +1,9 @@
 """Load shedding: refuse new messages while the workers are too far behind.
 
 Under sustained overload the API can accept far faster than the workers finish (it only
-commits and publishes), so the queue grows without bound and a message accepted into it
-waits out its steps' timers before any provider sees it: accepted, then failed unsent.
-When a worker reports work that waited in JetStream longer than `max_queue_delay_s`
+commits and publishes), so the queues grow without bound: a message accepted into them
+starts ever later, and its receipts wait behind everyone else's. When the workers report
+that work waits (or would wait) in JetStream longer than `max_queue_delay_s`
 (`hermes.infra.redis.queue_delay`), the send endpoints answer 503 `service.overloaded`
 with `Retry-After` instead, and store nothing.
 

@@ -33,26 +33,28 @@ def test_seed_cascade_replayed_in_virtual_time() -> None:
     assert (sms["step"], sms["attempt"], sms["channel"]) == (0, 1, "sms")
     assert of_type(actions, "set_timer") == [{"id": mid, "type": "set_timer", "deadline": 30_000}]
 
+    # The provider accepted the SMS 400 ms in: the 30 s wait for a receipt starts then.
     accepted = {"id": mid, "type": "accepted", "step": 0, "attempt": 1, "account": "twilio"}
-    notices = [a["notice"] for a in of_type(engine.apply([accepted], 400), "notify")]
-    assert notices == ["sent"]
+    actions = engine.apply([accepted], 400)
+    assert [a["notice"] for a in of_type(actions, "notify")] == ["sent"]
+    assert of_type(actions, "set_timer") == [{"id": mid, "type": "set_timer", "deadline": 30_400}]
 
     # A worker sleeps until next_deadline (a lower bound, exact within 64 ms)
-    # and ticks: nothing happens before 30 s, and it wakes exactly at 30 s.
+    # and ticks: nothing happens before 30.4 s, and it wakes exactly then.
     wakeups = []
     actions = []
     while not actions:
         wake = engine.next_deadline()
-        assert wake is not None and wake <= 30_000
+        assert wake is not None and wake <= 30_400
         wakeups.append(wake)
         actions = engine.tick(wake)
-    assert wakeups[-1] == 30_000
+    assert wakeups[-1] == 30_400
     assert len(wakeups) <= 4
     kinds = [a["kind"] for a in of_type(actions, "timeline")]
     assert kinds[:2] == ["step_timed_out", "fallback"]
     (email,) = of_type(actions, "dispatch")
     assert (email["step"], email["attempt"], email["channel"]) == (1, 2, "email")
-    assert of_type(actions, "set_timer")[0]["deadline"] == 60_000
+    assert of_type(actions, "set_timer")[0]["deadline"] == 60_400
 
     delivered = {"id": mid, "type": "receipt", "step": 1, "attempt": 2, "status": "delivered"}
     actions = engine.apply([delivered], 34_500)
@@ -60,7 +62,7 @@ def test_seed_cascade_replayed_in_virtual_time() -> None:
     assert of_type(actions, "cancel_timer")
     assert len(engine) == 0
     assert engine.timers == 0
-    assert engine.tick(60_000) == [], "the email step's timer was cancelled"
+    assert engine.tick(60_400) == [], "the email step's timer was cancelled"
 
 
 def test_late_sms_receipt_after_the_end_is_recorded_by_the_standalone_machine() -> None:

@@ -5,7 +5,9 @@
 //! by-value form. No I/O, no clock: `now` is an argument.
 //!
 //! The machine keeps one timer at a time: the earliest of the step's timeout,
-//! `send_at` (while scheduled) and `expires_at`. When it fires, the machine
+//! `send_at` (while scheduled) and `expires_at`. A step's timeout counts from its
+//! start, and again from the moment a provider accepted its message (whichever
+//! ends later): it bounds the wait for a receipt, not the time spent in queues. When it fires, the machine
 //! decides which one it was from `now`, checking expiry first, so an expired
 //! cascade never falls back.
 
@@ -115,7 +117,7 @@ impl Cascade {
     pub fn handle(&mut self, event: Event, now: u64, out: &mut Vec<Action>) {
         match event {
             Event::Start(plan) => self.start(plan, now, out),
-            Event::Accepted { step, attempt, .. } => self.accepted(step, attempt, out),
+            Event::Accepted { step, attempt, .. } => self.accepted(step, attempt, now, out),
             Event::Rejected {
                 step,
                 attempt,
@@ -180,7 +182,7 @@ impl Cascade {
         }
     }
 
-    fn accepted(&mut self, step: u8, attempt: u16, out: &mut Vec<Action>) {
+    fn accepted(&mut self, step: u8, attempt: u16, now: u64, out: &mut Vec<Action>) {
         let Some(rec) = self.record_mut(step, attempt) else {
             return;
         };
@@ -197,7 +199,25 @@ impl Cascade {
             });
             if self.plan.steps[step as usize].success == Success::Accepted {
                 self.succeed(step, Success::Accepted, out);
+            } else {
+                self.wait_for_receipt(step, now, out);
             }
+        }
+    }
+
+    /// The provider has the running step's message: its timeout now counts from here.
+    /// A step's timeout is how long to wait for a receipt once the provider has the
+    /// message, so time the job spent queued before the send does not count. The
+    /// deadline only ever moves later, and `expires_at` still bounds it.
+    fn wait_for_receipt(&mut self, step: u8, now: u64, out: &mut Vec<Action>) {
+        let deadline = now.saturating_add(self.plan.steps[step as usize].timeout_ms);
+        if deadline <= self.step_deadline {
+            return;
+        }
+        self.step_deadline = deadline;
+        let bounded = self.bounded(deadline);
+        if self.timer != Some(bounded) {
+            self.set_timer(bounded, out);
         }
     }
 
@@ -298,6 +318,8 @@ impl Cascade {
                 out.push(notify(Notice::Sent, step));
                 if wanted == Success::Accepted {
                     self.succeed(step, Success::Accepted, out);
+                } else if running_attempt {
+                    self.wait_for_receipt(step, now, out);
                 }
             }
             None => {

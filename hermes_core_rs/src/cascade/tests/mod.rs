@@ -87,23 +87,26 @@ fn sms_unconfirmed_falls_back_to_email_which_is_delivered() {
     );
     assert_eq!(dispatches(&a), vec![(0, 1, None, vec![])]);
     assert!(a.contains(&Action::SetTimer { deadline: 30_000 }));
-    assert_eq!(notices(&run(&mut c, accepted(0, 1), 200)), vec![Notice::Sent]);
+    // Accepted by the provider 200 ms in: the 30 s wait for a receipt starts now.
+    let a = run(&mut c, accepted(0, 1), 200);
+    assert_eq!(notices(&a), vec![Notice::Sent]);
+    assert!(a.contains(&Action::SetTimer { deadline: 30_200 }));
     assert!(
-        run(&mut c, Event::TimerFired { deadline: 29_999 }, 29_999).is_empty(),
-        "stale timer ignored"
+        run(&mut c, Event::TimerFired { deadline: 30_000 }, 30_000).is_empty(),
+        "the replaced timer is stale"
     );
 
-    let a = run(&mut c, Event::TimerFired { deadline: 30_000 }, 30_000);
+    let a = run(&mut c, Event::TimerFired { deadline: 30_200 }, 30_200);
     assert_eq!(kinds(&a)[..2], [Kind::StepTimedOut, Kind::Fallback]);
     assert_eq!(dispatches(&a), vec![(1, 2, None, vec![])]);
-    assert!(a.contains(&Action::SetTimer { deadline: 60_000 }));
+    assert!(a.contains(&Action::SetTimer { deadline: 60_200 }));
     assert_eq!(
         c.records()[0].status,
         StepStatus::Accepted,
         "the SMS stays with its provider"
     );
 
-    run(&mut c, accepted(1, 2), 30_100);
+    run(&mut c, accepted(1, 2), 30_300);
     let a = run(&mut c, receipt(1, 2, Receipt::Delivered), 35_000);
     assert_eq!(finish(&a), Some(Outcome::Delivered));
     assert!(a.contains(&Action::CancelTimer));
@@ -216,7 +219,7 @@ fn exhausted_cascade_with_a_provider_holding_the_message_ends_accepted() {
     let mut c = Cascade::new();
     run(&mut c, Event::Start(plan(vec![step(Channel::Email, 1_000)])), 0);
     run(&mut c, accepted(0, 1), 10);
-    let a = run(&mut c, Event::TimerFired { deadline: 1_000 }, 1_000);
+    let a = run(&mut c, Event::TimerFired { deadline: 1_010 }, 1_010);
     assert_eq!(finish(&a), Some(Outcome::Accepted));
     let mut c = Cascade::new();
     run(&mut c, Event::Start(plan(vec![step(Channel::Email, 1_000)])), 0);
@@ -525,3 +528,39 @@ mod engine_tests {
 }
 
 mod runs;
+
+
+/// A job held up in a queue does not eat its step's wait for a receipt: the timeout
+/// counts again from the provider's acceptance, never moves earlier, and `expires_at`
+/// still bounds it.
+#[test]
+fn the_step_timeout_counts_from_the_providers_acceptance() {
+    let mut c = Cascade::new();
+    run(&mut c, Event::Start(plan(vec![step(Channel::Sms, 10_000), step(Channel::Email, 10_000)])), 0);
+    // The job waited 8 s in the delivery queue; the provider took it then.
+    let a = run(&mut c, accepted(0, 1), 8_000);
+    assert!(a.contains(&Action::SetTimer { deadline: 18_000 }));
+    assert_eq!(c.timer(), Some(18_000));
+    assert!(run(&mut c, Event::TimerFired { deadline: 10_000 }, 10_000).is_empty());
+    // A `sent` receipt after that changes nothing: the deadline only moves later.
+    let a = run(&mut c, receipt(0, 1, Receipt::Sent), 9_000);
+    assert!(!a.iter().any(|x| matches!(x, Action::SetTimer { .. })));
+    let a = run(&mut c, receipt(0, 1, Receipt::Delivered), 17_000);
+    assert_eq!(finish(&a), Some(Outcome::Delivered));
+
+    // Accepted late, but the cascade expires first: the timer is the expiry.
+    let mut c = Cascade::new();
+    let mut p = plan(vec![step(Channel::Sms, 10_000), step(Channel::Email, 10_000)]);
+    p.expires_at = Some(12_000);
+    run(&mut c, Event::Start(p), 0);
+    let a = run(&mut c, accepted(0, 1), 8_000);
+    assert!(a.contains(&Action::SetTimer { deadline: 12_000 }));
+    let a = run(&mut c, Event::TimerFired { deadline: 12_000 }, 12_000);
+    assert_eq!(finish(&a), Some(Outcome::Expired));
+
+    // Without an attempt result, a `sent` receipt from the provider starts the wait too.
+    let mut c = Cascade::new();
+    run(&mut c, Event::Start(plan(vec![step(Channel::Sms, 10_000)])), 0);
+    let a = run(&mut c, receipt(0, 1, Receipt::Sent), 4_000);
+    assert!(a.contains(&Action::SetTimer { deadline: 14_000 }));
+}
