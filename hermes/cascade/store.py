@@ -2,13 +2,13 @@
 
 One transaction per engine batch: timeline entries, attempt rows (written
 before their job is published, so a redelivered job finds its attempt) and
-one UPDATE per touched message carrying its new status, deadline and the
+one UPDATE for all the touched messages, carrying their new status, deadline and the
 core's serialised state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,21 +69,36 @@ class Batch:
                     or self.left_steps)
 
 
+def _columns(rows: Iterable[tuple[Any, ...]]) -> tuple[str, ...]:
+    """Rows as one array literal per column, for `unnest(%s::type[], ...)`."""
+    return tuple(array(column) for column in zip(*rows, strict=True))
+
+
 def _ts(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+# One statement for every message a turn touched; a null leaves the column as it was.
 _UPDATE = """
-UPDATE messages SET
-    engine_state = COALESCE(%(state)s, engine_state),
-    status = COALESCE(%(status)s, status),
-    next_deadline = CASE WHEN %(clear)s THEN NULL
-                         ELSE COALESCE(%(deadline)s::timestamptz, next_deadline) END,
-    outcome = COALESCE(%(outcome)s, outcome),
-    finished_at = CASE WHEN %(outcome)s::text IS NOT NULL THEN now() ELSE finished_at END,
-    started_at = CASE WHEN %(started)s THEN COALESCE(started_at, now()) ELSE started_at END,
+UPDATE messages m SET
+    engine_state = COALESCE(u.state, m.engine_state),
+    status = COALESCE(u.status, m.status),
+    next_deadline = CASE WHEN u.clear THEN NULL ELSE COALESCE(u.deadline, m.next_deadline) END,
+    outcome = COALESCE(u.outcome, m.outcome),
+    finished_at = CASE WHEN u.outcome IS NOT NULL THEN now() ELSE m.finished_at END,
+    started_at = CASE WHEN u.started THEN COALESCE(m.started_at, now()) ELSE m.started_at END,
     updated_at = now()
-WHERE id = %(id)s
+FROM unnest(%s::uuid[], %s::bytea[], %s::text[], %s::timestamptz[], %s::bool[], %s::text[],
+            %s::bool[]) AS u (id, state, status, deadline, clear, outcome, started)
+WHERE m.id = u.id
+"""
+
+_ATTEMPTS = """
+INSERT INTO attempts (id, message_id, tenant_id, step, attempt, channel, provider_account_id,
+                      adapter, status, error_code)
+SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::smallint[], %s::smallint[],
+                     %s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[])
+ON CONFLICT (message_id, step, attempt) DO NOTHING
 """
 
 _OPEN_COLUMNS = "id, tenant_id, mode, shard, spec::text, metadata, engine_state, finished_at"
@@ -143,26 +158,20 @@ class PostgresCascadeStore:
     async def _write(self, conn: AsyncConnection[Any], batch: Batch) -> None:
         cur = conn.cursor()
         if batch.attempts:
-            await cur.executemany(
-                "INSERT INTO attempts (id, message_id, tenant_id, step, attempt, channel,"
-                " provider_account_id, adapter, status, error_code)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (message_id, step, attempt) DO NOTHING",
-                [(a.id, a.message_id, a.tenant_id, a.step, a.attempt, a.channel, a.account_id,
-                  a.adapter, a.status, a.error_code) for a in batch.attempts],
-            )
+            await cur.execute(_ATTEMPTS, _columns(
+                (a.id, a.message_id, a.tenant_id, a.step, a.attempt, a.channel, a.account_id,
+                 a.adapter, a.status, a.error_code) for a in batch.attempts))
         if batch.events:
             await cur.execute(
                 "INSERT INTO message_events (message_id, at, kind, data)"
                 " SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::jsonb[])",
-                tuple(array(column) for column in zip(*batch.events, strict=True)))
+                _columns(batch.events))
         if batch.updates:
-            await cur.executemany(_UPDATE, [
-                {"id": mid, "state": u.state, "status": u.status,
-                 "deadline": _ts(u.deadline_ms) if u.deadline_ms is not None else None,
-                 "clear": u.clear_deadline, "outcome": u.outcome, "started": u.started}
-                for mid, u in batch.updates.items()
-            ])
+            await cur.execute(_UPDATE, _columns(
+                (mid, u.state, u.status,
+                 _ts(u.deadline_ms) if u.deadline_ms is not None else None,
+                 u.clear_deadline, u.outcome, u.started)
+                for mid, u in batch.updates.items()))
         finished = [mid for mid, u in batch.updates.items() if u.outcome is not None]
         if finished:
             # A job not yet sent when its cascade ends is never sent: delivery claims only

@@ -22,7 +22,7 @@ async def _roundtrip(container: Container, cast: str, values: list[object]) -> l
     return list(row[0])
 
 
-async def test_text_uuid_int_bool_and_empty_arrays_round_trip(container: Container) -> None:
+async def test_text_uuid_int_bool_bytea_and_empty_arrays_round_trip(container: Container) -> None:
     assert await _roundtrip(container, "text[]", NASTY) == NASTY
     ids = [uuid.uuid4(), None, uuid.uuid4()]
     assert await _roundtrip(container, "uuid[]", ids) == ids
@@ -30,6 +30,8 @@ async def test_text_uuid_int_bool_and_empty_arrays_round_trip(container: Contain
                                                                               2**31 - 1]
     assert await _roundtrip(container, "bool[]", [True, False, None]) == [True, False, None]
     assert await _roundtrip(container, "text[]", []) == []
+    blobs = [b"\x00\x01\xff", b"", None, bytes(range(256))]
+    assert await _roundtrip(container, "bytea[]", blobs) == blobs
 
 
 async def test_timestamps_keep_their_instant_and_json_its_structure(

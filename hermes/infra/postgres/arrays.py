@@ -8,7 +8,7 @@ building the statement. Here a whole array becomes one PostgreSQL array literal
 the statement and its plan do not change (cast the parameter: `%s::uuid[]`).
 
 Every element is double-quoted, with `\\` and `"` escaped, which is PostgreSQL's rule for
-any element text; None is NULL. Only one-dimensional arrays.
+any element text (bytes in bytea's hex format); None is NULL. Only one-dimensional arrays.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ def _element(value: object) -> str:
         return "t" if value else "f"
     if isinstance(value, UUID | int):
         return str(value)  # no character that needs quoting
+    if isinstance(value, bytes | bytearray | memoryview):
+        return '"\\\\x' + bytes(value).hex() + '"'  # bytea's hex format, backslash escaped
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("a naive datetime has no unambiguous timestamptz")

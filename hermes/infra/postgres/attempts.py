@@ -108,11 +108,15 @@ RETURNING id
 """
 
 _ANSWER = """
-UPDATE attempts SET status = %s, provider_message_id = %s, error_code = %s,
-    provider_error_code = %s, segments = %s, cost = %s, answered_at = now(),
-    adapter = COALESCE(%s, adapter), adapter_version = COALESCE(%s, adapter_version),
-    adapter_sha256 = COALESCE(%s, adapter_sha256)
-WHERE id = %s AND status = 'sending'
+UPDATE attempts a SET status = q.status, provider_message_id = q.pmid, error_code = q.code,
+    provider_error_code = q.pcode, segments = q.segments, cost = q.cost, answered_at = now(),
+    adapter = COALESCE(q.adapter, a.adapter),
+    adapter_version = COALESCE(q.version, a.adapter_version),
+    adapter_sha256 = COALESCE(q.sha, a.adapter_sha256)
+FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[],
+            %s::numeric[], %s::text[], %s::text[], %s::text[])
+     AS q (id, status, pmid, code, pcode, segments, cost, adapter, version, sha)
+WHERE a.id = q.id AND a.status = 'sending'
 """
 
 
@@ -218,16 +222,18 @@ class PostgresAttemptStore:
         return [i in claimed for i in ids]
 
     async def _answer_many(self, answers: list[Answer]) -> list[Exception | None]:
-        params = [(a.status, a.provider_message_id, a.error_code, a.provider_error_code,
-                   a.segments, a.cost, a.adapter, a.adapter_version, a.adapter_sha256,
-                   a.attempt_id) for a in answers]
+        # An attempt is answered once (it leaves 'sending'): of repeats in one batch the
+        # first counts, as it would have run first. One UPDATE for all of them.
+        first = {a.attempt_id: a for a in reversed(answers)}
+        rows = [(a.attempt_id, a.status, a.provider_message_id, a.error_code,
+                 a.provider_error_code, a.segments, a.cost, a.adapter, a.adapter_version,
+                 a.adapter_sha256) for a in first.values()]
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                async with conn.cursor() as cur:
-                    await cur.executemany(_ANSWER, params)
+                await conn.execute(_ANSWER, tuple(array(c) for c in zip(*rows, strict=True)))
         except psycopg.errors.IntegrityError as exc:
             # One bad row (a provider message id seen before) must not sink the batch.
-            if len(params) == 1:
+            if len(answers) == 1:
                 return [exc]
             return [(await self._answer_many([one]))[0] for one in answers]
         return [None] * len(answers)
