@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
+
 from hermes.cascade.runner import Inbox
 from hermes.infra.redis.queue_delay import QueueDelayMeter, Report, queue_delay
 
@@ -32,16 +34,19 @@ def _msg(subject: str, consumer: str, pending: int, age_s: float, delivered: int
 
 def test_a_batch_reports_its_oldest_wait_and_each_consumers_backlog() -> None:
     meter = QueueDelayMeter(clock=lambda: NOW)
+    # The engine takes events first, so a turn's commands can be older than its events.
     meter.observe([_msg("hermes.events.3", "eng-events", 40, 2.0),
-                   _msg("hermes.cascade.3", "eng-commands", 900, 1.0),
-                   _msg("hermes.events.3", "eng-events", 39, 1.5)],
+                   _msg("hermes.events.3", "eng-events", 39, 2.5),
+                   _msg("hermes.cascade.3", "eng-commands", 900, 3.0, delivered=2),
+                   _msg("hermes.cascade.3", "eng-commands", 899, 2.2)],
                   held={"events": 5, "cascade": 100})
-    meter.observe([_msg("hermes.cascade.3", "eng-commands", 800, 3.0, delivered=2)])
+    meter.observe([_msg("hermes.cascade.3", "eng-commands", 800, 9.0, delivered=2)])
     report = meter.take()
-    assert report.wait == 2.0  # the first message of a batch; a redelivery is no news
+    # Each consumer's first first delivery; a redelivery is no news.
+    assert report.wait == pytest.approx(2.2)
     assert report.backlog["eng-events"][0] == 39 + 5
     assert report.backlog["eng-commands"][0] == 800 + 0  # the latest pending count
-    assert report.backlog["eng-events"][1] > report.backlog["eng-commands"][1] * 0.99
+    assert report.backlog["eng-commands"][1] > report.backlog["eng-events"][1] * 0.99
     empty = meter.take()
     assert empty.wait == 0.0 and empty.backlog == {}
 

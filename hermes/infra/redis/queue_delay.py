@@ -9,10 +9,10 @@ and takes as the queue delay the longer of the longest wait reported and, per co
 its pending messages over the rate all workers take them at (the wait a message sent now
 can expect). While that is above `max_queue_delay_s` it refuses new messages with 503
 `service.overloaded` (`hermes.api.admission`): a message accepted into a queue that far
-behind waits out its steps' timers before any provider sees it, so taking it is worse
-than saying "later". The expected wait reacts as soon as the queue grows faster than it
-drains; the measured wait is the backstop for a queue the rate cannot see (a consumer
-that takes nothing).
+behind starts that late, and its receipts wait behind everyone else's, so taking it is
+worse than saying "later". The expected wait reacts as soon as the queue grows faster
+than it drains; the measured wait is the backstop for a queue the rate cannot see (a
+consumer that takes nothing).
 
 Only first deliveries count as waits: a job put back on purpose (a throttled provider
 account, a retry after an outage) waits by design. A report older than `FRESH_S` is
@@ -72,21 +72,22 @@ class QueueDelayMeter:
         self._since = time.monotonic()
 
     def observe(self, msgs: Iterable[Any], held: Mapping[str, int] | None = None) -> None:
-        """Note a batch of JetStream messages just taken: the wait of its first first
-        delivery (the batch's oldest: a consumer hands messages out in stream order), and
-        per consumer how many were taken and how many are still pending behind them;
+        """Note a batch of JetStream messages just taken: per consumer (subject kind), the
+        wait of its first first delivery (its oldest: a consumer hands messages out in
+        stream order), how many were taken and how many are still pending behind them;
         `held` counts, by subject kind, messages fetched but not yet taken."""
-        waited: float | None = None
         last: dict[str, Any] = {}
         counts: dict[str, int] = {}
+        timed: set[str] = set()
         for msg in msgs:
             kind = _kind(msg.subject)
             counts[kind] = counts.get(kind, 0) + 1
             last[kind] = msg
-            if waited is None:
+            if kind not in timed:
                 waited = self._waited(msg)
-        if waited is not None and waited > self._longest:
-            self._longest = waited
+                if waited is not None:
+                    timed.add(kind)
+                    self._longest = max(self._longest, waited)
         for kind, msg in last.items():
             try:
                 meta = msg.metadata
@@ -99,8 +100,8 @@ class QueueDelayMeter:
     def observe_waiting(self, msg: Any) -> None:
         """Note a message still waiting (the oldest held back): its wait so far."""
         waited = self._waited(msg)
-        if waited is not None and waited > self._longest:
-            self._longest = waited
+        if waited is not None:
+            self._longest = max(self._longest, waited)
 
     def _waited(self, msg: Any) -> float | None:
         try:
@@ -110,14 +111,6 @@ class QueueDelayMeter:
         if meta.num_delivered != 1 or meta.timestamp is None:
             return None
         return self.clock() - float(meta.timestamp.timestamp())
-
-    def note(self, waited_s: float) -> None:
-        if waited_s > self._longest:
-            self._longest = waited_s
-
-    def note_backlog(self, consumer: str, pending: int, taken: int) -> None:
-        self._taken[consumer] = self._taken.get(consumer, 0) + taken
-        self._pending[consumer] = pending
 
     def take(self) -> Report:
         now = time.monotonic()
