@@ -598,7 +598,6 @@ class CascadeRunner:
                             job.message_id, failed)
 
 
-# The engine's streams: where commands and events for shard N are published.
 class Inbox:
     """What the fetchers brought, events first: attempt results and receipts of running
     cascades are taken before new commands. Under overload, finishing the cascades in
@@ -614,15 +613,12 @@ class Inbox:
         self._ready = asyncio.Event()
 
     def put_nowait(self, msg: Msg) -> None:
-        queue = self.events if msg.subject.startswith(EVENTS_PREFIX) else self.commands
+        queue = self.events if msg.subject.startswith(_EVENTS_PREFIX) else self.commands
         queue.append(msg)
         self._ready.set()
 
     def empty(self) -> bool:
         return not self.events and not self.commands
-
-    def qsize(self) -> int:
-        return len(self.events) + len(self.commands)
 
     def get_nowait(self) -> Msg:
         if self.events:
@@ -646,10 +642,10 @@ class Inbox:
         return [q[0] for q in (self.events, self.commands) if q]
 
 
-EVENTS_PREFIX = "hermes.events."
-
+# The engine's streams: where commands and events for shard N are published.
 _ENGINE_STREAMS = (("HERMES_CASCADE", "hermes.cascade", "commands"),
                    ("HERMES_EVENTS", "hermes.events", "events"))
+_EVENTS_PREFIX = _ENGINE_STREAMS[1][1] + "."
 
 
 def subject_matches(pattern: str, subject: str) -> bool:
