@@ -25,7 +25,6 @@ nothing else: no redirects, no cookies, no decompression, no proxies.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -81,7 +80,6 @@ class _Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.size = 0
         self.truncated = False
-        self.started = False
 
     # -- asyncio.Protocol
 
@@ -89,7 +87,6 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self.started = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -295,6 +292,5 @@ class WireClient:
                 connection.close()
             origin.idle.clear()
         self._origins.clear()
-        with contextlib.suppress(Exception):
-            await asyncio.sleep(0)  # let the transports close
+        await asyncio.sleep(0)  # let the transports close
 
