@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
 from hermes.bootstrap import Container
+from hermes.infra.nats.publisher import AckedPublisher, PublishRefused
 from hermes.infra.nats.streams import STREAMS, ensure_streams
 
 
@@ -62,3 +64,64 @@ async def test_unacked_message_is_redelivered(container: Container, clean_stream
     await again.ack_sync()
     await sub.unsubscribe()
     await js.delete_consumer("HERMES_DELIVER", f"redo-{shard}")
+
+
+async def test_acked_publishes_report_each_message_stored_refused_or_unanswered(
+    container: Container, clean_streams: None
+) -> None:
+    # One batch, three fates: stored by the stream; no stream for the subject (JetStream
+    # answers "no responders"); a plain subscriber that never acknowledges (timeout).
+    js = container.nats.jetstream()
+    await ensure_streams(js)
+    nc = await container.nats.wait_connected()
+    silent_subject = f"test.silent.{uuid.uuid4().hex[:8]}"
+    silent = await nc.subscribe(silent_subject)
+    stored = f"hermes.cascade.t{uuid.uuid4().hex[:8]}"
+    publisher = AckedPublisher(container.nats, timeout=0.5)
+    try:
+        results = await publisher.publish_many([
+            (stored, b"kept", {"Nats-Msg-Id": str(uuid.uuid4())}),
+            (f"test.nowhere.{uuid.uuid4().hex[:8]}", b"lost", {}),
+            (silent_subject, b"unanswered", {}),
+        ])
+        assert results[0] is None
+        assert isinstance(results[1], PublishRefused)
+        assert isinstance(results[2], TimeoutError)
+        with pytest.raises(PublishRefused):
+            await publisher.publish(f"test.nowhere.{uuid.uuid4().hex[:8]}", b"x", {})
+        msg = await js.get_last_msg("HERMES_CASCADE", stored)
+        assert msg.data == b"kept"
+    finally:
+        await silent.unsubscribe()
+        await publisher.close()
+
+
+async def test_a_publish_that_fails_mid_batch_is_reported_at_once() -> None:
+    # The connection breaks on the second message: it and the third were never sent, so
+    # they fail with that error at once instead of waiting out the acknowledgement timer.
+    class Client:
+        is_closed = False
+        sent: list[str] = []
+
+        def new_inbox(self) -> str:
+            return "_INBOX.test"
+
+        async def subscribe(self, subject: str, cb: Any) -> Any:
+            return self
+
+        async def unsubscribe(self) -> None:
+            pass
+
+        async def publish(self, subject: str, data: bytes, reply: str, headers: Any) -> None:
+            if self.sent:
+                raise ConnectionError("connection reset")
+            self.sent.append(subject)
+
+    class Nats:
+        client = Client()
+
+    publisher = AckedPublisher(Nats(), timeout=0.2)  # type: ignore[arg-type]
+    results = await publisher.publish_many([("a", b"", {}), ("b", b"", {}), ("c", b"", {})])
+    assert isinstance(results[0], TimeoutError)  # sent, never acknowledged
+    assert isinstance(results[1], ConnectionError) and isinstance(results[2], ConnectionError)
+    assert publisher._waiting == {}

@@ -97,9 +97,14 @@ class AckedPublisher:
             for n, (subject, data, headers) in enumerate(items):
                 token = f"{prefix}.{next(self._tokens)}"
                 future: asyncio.Future[None] = loop.create_future()
+                # Registered first: the acknowledgement may come while publish awaits.
                 self._waiting[token] = future
+                try:
+                    await nc.publish(subject, data, reply=token, headers=headers)
+                except BaseException:
+                    del self._waiting[token]
+                    raise
                 pending.append((token, future))
-                await nc.publish(subject, data, reply=token, headers=headers)
                 if n % _YIELD_EVERY == _YIELD_EVERY - 1:
                     await asyncio.sleep(0)  # let other work in between the parts of a big batch
         except Exception as exc:
