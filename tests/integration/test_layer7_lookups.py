@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any
 
 from hermes.bootstrap import Container
 from hermes.infra.postgres.suppressions import Layer7Lookups, PostgresSuppressionStore
+from tests.integration.flushes import count_flushes
 
 
 async def test_concurrent_lookups_are_grouped_and_kept_apart(container: Container) -> None:
@@ -25,14 +25,7 @@ async def test_concurrent_lookups_are_grouped_and_kept_apart(container: Containe
                            (json.dumps(window), b.id))
 
     lookups = Layer7Lookups(container.pool)
-    flushes: list[int] = []
-    flush = lookups._batcher.flush
-
-    async def counted(items: list[Any]) -> Any:
-        flushes.append(len(items))
-        return await flush(items)
-
-    lookups._batcher.flush = counted
+    flushes = count_flushes(lookups._batcher)
     asked = [("phone", "+4520123456"), ("email", "gone@example.com"), ("email", "ok@example.com")]
     try:
         results = await asyncio.gather(*(

@@ -14,6 +14,7 @@ import psycopg
 from hermes.bootstrap import Container
 from hermes.infra.postgres.attempts import Answer, PostgresAttemptStore
 from hermes.infra.postgres.messages import NewMessage
+from tests.integration.flushes import count_flushes
 
 
 async def _attempts(container: Container, n: int) -> tuple[list[uuid.UUID], uuid.UUID]:
@@ -53,14 +54,7 @@ async def test_concurrent_receipts_find_their_attempts_and_only_move_forward(
 ) -> None:
     ids, account = await _attempts(container, 20)
     store = PostgresAttemptStore(container.pool)
-    flushes: list[int] = []
-    lookup = store._lookups.flush
-
-    async def counted(keys: list[Any]) -> Any:
-        flushes.append(len(keys))
-        return await lookup(keys)
-
-    store._lookups.flush = counted
+    flushes = count_flushes(store._lookups)
     try:
         pmids = [f"SM{i}-{account.hex[:6]}" for i in range(20)]
         found = await asyncio.gather(*(store.by_provider_ids(account, [p]) for p in pmids),
@@ -116,14 +110,7 @@ async def test_answers_share_one_statement_and_a_duplicate_provider_id_fails_alo
                 " VALUES (%s, %s, %s, 1, %s, 'sms', %s, 'twilio_sms', 'sending', now())",
                 (aid, mid[0], mid[1], i + 1, account))
     store = PostgresAttemptStore(container.pool)
-    flushes: list[int] = []
-    answer_many = store._answers.flush
-
-    async def counted(items: list[Any]) -> Any:
-        flushes.append(len(items))
-        return await answer_many(items)
-
-    store._answers.flush = counted
+    flushes = count_flushes(store._answers)
     try:
         results = await asyncio.gather(
             store.answer(Answer(fresh[0], "accepted", provider_message_id="SMx1", segments=2,
