@@ -19,6 +19,17 @@ async def _clear_consumers(world: World) -> None:
         await js.delete_consumer(STREAM, info.name)
 
 
+async def _run_until_results(world: World, count: int) -> None:
+    """Run the delivery worker until `count` attempt results are out, then stop it."""
+    stop = asyncio.Event()
+    running = asyncio.create_task(world.worker.run(stop))
+    try:
+        await world.events.wait_for(count, within=10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+
+
 async def test_jobs_from_jetstream_are_sent_answered_and_acked(world: World) -> None:
     await _clear_consumers(world)
     js = world.container.nats.jetstream()
@@ -28,13 +39,7 @@ async def test_jobs_from_jetstream_are_sent_answered_and_acked(world: World) -> 
         await js.publish(deliver_subject(job.channel), ENCODER.encode(job),
                          headers={"Nats-Msg-Id": str(job.attempt_id)})
 
-    stop = asyncio.Event()
-    running = asyncio.create_task(world.worker.run(stop))
-    try:
-        await world.events.wait_for(len(jobs), within=10)
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 10)
+    await _run_until_results(world, len(jobs))
 
     outcomes = {r.attempt_id: r.outcome for r in world.events.results()}
     assert outcomes == {jobs[0].attempt_id: "accepted", jobs[1].attempt_id: "accepted",
@@ -52,13 +57,7 @@ async def test_an_undecodable_job_is_dropped_and_the_loop_goes_on(world: World) 
     job = await world.job("sms", "+447400000001", TWILIO)
     await js.publish(deliver_subject("sms"), ENCODER.encode(job),
                      headers={"Nats-Msg-Id": str(job.attempt_id)})
-    stop = asyncio.Event()
-    running = asyncio.create_task(world.worker.run(stop))
-    try:
-        await world.events.wait_for(1, within=10)
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 10)
+    await _run_until_results(world, 1)
     assert world.events.results()[0].outcome == "accepted"
     info = await js.consumer_info(STREAM, DURABLE)
     assert info.num_pending == 0 and info.num_ack_pending == 0
@@ -99,13 +98,7 @@ async def test_the_worker_notes_how_long_jobs_waited_but_not_redeliveries(world:
     await js.publish(deliver_subject(job.channel), ENCODER.encode(job),
                      headers={"Nats-Msg-Id": str(job.attempt_id)})
     await asyncio.sleep(1.2)
-    stop = asyncio.Event()
-    running = asyncio.create_task(world.worker.run(stop))
-    try:
-        await world.events.wait_for(1, within=10)
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 10)
+    await _run_until_results(world, 1)
     report = meter.take()
     assert 1.2 <= report.wait < 10, report
     assert report.backlog[DURABLE][0] == 0 and report.backlog[DURABLE][1] > 0  # taken, none left
