@@ -39,6 +39,8 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         ({"HERMES_MASTER_KEYS": "k1:c2hvcnQ="}, "32 bytes"),
         ({"HERMES_MASTER_KEYS": "no-colon"}, "entry 1"),
         ({"HERMES_ALLOW_PRIVATE_TARGETS": "10.0.0.0/8,not a_host!"}, "allow_private_targets"),
+        ({"HERMES_MAX_QUEUE_DELAY_S": "-1"}, "max_queue_delay_s"),
+        ({"HERMES_GC_GEN0_THRESHOLD": "-5"}, "gc_gen0_threshold"),
     ],
 )
 def test_bad_values_are_reported_by_name(env: dict[str, str], message: str) -> None:
