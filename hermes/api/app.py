@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.datastructures import MutableScopeHeaders, State
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
@@ -25,6 +25,7 @@ from hermes.api.messages import MessagesController
 from hermes.api.metrics import MetricsController, http_metrics_middleware
 from hermes.api.problems import exception_handlers
 from hermes.api.provider_accounts import PlatformAccountsController, ProviderAccountsController
+from hermes.api.singles import Singles
 from hermes.api.suppressions import SuppressionsController
 from hermes.api.webhooks import WebhooksController
 from hermes.bootstrap import Container, open_container
@@ -40,10 +41,11 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             return
         rid = f"req_{uuid.uuid4().hex}"
         scope.setdefault("state", {})["request_id"] = rid
+        header = (b"x-request-id", rid.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableScopeHeaders.from_message(message)["X-Request-Id"] = rid
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         await app(scope, receive, send_with_id)
@@ -59,11 +61,13 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         owned = container is None
         c = container or await open_container(settings, name="api")
         app.state.container = c
+        app.state.singles = Singles(c)
         if owned:
             await c.deploys.start()  # this process's adapters follow hot deploys too
         try:
             yield
         finally:
+            await app.state.singles.close()
             if owned:
                 await c.close()
 

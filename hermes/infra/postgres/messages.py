@@ -19,6 +19,8 @@ from uuid import UUID
 from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
+from hermes.infra.postgres import copytext
+
 log = logging.getLogger("hermes.store")
 
 MAX_BATCH = 1000
@@ -163,14 +165,13 @@ class GroupCommitWriter:
             cur = conn.cursor()
             if plain:
                 async with cur.copy(_COPY_MESSAGES) as copy:
-                    for r in plain:
-                        await copy.write_row(
-                            (r.id, r.tenant_id, r.mode, r.status, r.shard, r.spec_json,
-                             r.metadata_json, None, None, r.send_at, r.expires_at,
-                             r.next_deadline, r.created_at))
+                    await copy.write(copytext.rows(
+                        (r.id, r.tenant_id, r.mode, r.status, r.shard, r.spec_json,
+                         r.metadata_json, None, None, r.send_at, r.expires_at,
+                         r.next_deadline, r.created_at) for r in plain))
                 async with cur.copy(_COPY_EVENTS) as copy:
-                    for r in plain:
-                        await copy.write_row((r.id, r.created_at, "accepted", r.event_json))
+                    await copy.write(copytext.rows(
+                        (r.id, r.created_at, "accepted", r.event_json) for r in plain))
             existing = await _insert_keyed(cur, keyed) if keyed else {}
             return [Inserted(r.id, existing.get(r.id)) for r in rows]
 

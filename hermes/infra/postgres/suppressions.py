@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from hermes.delivery.batching import Batcher
+from hermes.infra.postgres.arrays import literal
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,8 @@ class PostgresSuppressionStore:
                 addresses.append(address)
         async with self.pool.connection() as conn:
             cur = await conn.execute(_LOOKUP_MANY, {
-                "ids": list({t for t, _ in lookups}), "i": index, "t": tenants, "k": kinds,
-                "a": addresses})
+                "ids": literal({t for t, _ in lookups}), "i": literal(index),
+                "t": literal(tenants), "k": literal(kinds), "a": literal(addresses)})
             rows = await cur.fetchall()
         quiet: dict[UUID, dict[str, Any] | None] = {}
         found: list[set[tuple[str, str]]] = [set() for _ in lookups]
