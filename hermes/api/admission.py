@@ -40,10 +40,16 @@ class Overloaded(HermesError):
 
 async def check(container: Container, count: int = 1) -> None:
     """Raise `Overloaded` (503) if the workers report a queue delay above the limit."""
+    over = await excess(container)
+    if over is not None:
+        raise Overloaded(*over, count)
+
+
+async def excess(container: Container) -> tuple[float, float] | None:
+    """The queue delay and the limit, if the delay is above it; else None."""
     limit = container.settings.max_queue_delay_s
     view = container.queue_view
     if limit <= 0 or view is None:
-        return
+        return None
     delay = await view.current()
-    if delay > limit:
-        raise Overloaded(delay, limit, count)
+    return (delay, limit) if delay > limit else None

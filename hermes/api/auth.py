@@ -47,8 +47,7 @@ class PrincipalCache:
         self._entries[key_hash] = (principal, self.clock() + self.ttl)
 
 
-def bearer_token(request: Request[Any, Any, Any]) -> str | None:
-    header = request.headers.get("authorization")
+def bearer_token(header: str | None) -> str | None:
     if not header:
         return None
     scheme, _, token = header.partition(" ")
@@ -60,7 +59,14 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
 async def provide_principal(
     request: Request[Any, Any, Any], container: NamedDependency[Container]
 ) -> Principal:
-    token = bearer_token(request)
+    cache: PrincipalCache | None = getattr(request.app.state, "principal_cache", None)
+    return await principal_for(request.headers.get("authorization"), cache, container)
+
+
+async def principal_for(authorization: str | None, cache: PrincipalCache | None,
+                        container: Container) -> Principal:
+    """Layer 2: the principal an `Authorization` header names, or 401."""
+    token = bearer_token(authorization)
     if token is None:
         raise HermesError(Code.AUTH_MISSING, "send the API key as `Authorization: Bearer hk_...`",
                           headers=_CHALLENGE)
@@ -68,7 +74,6 @@ async def provide_principal(
         raise HermesError(Code.AUTH_INVALID, "API keys start with hk_test_ or hk_live_",
                           headers=_CHALLENGE)
     key_hash = digest(token)
-    cache: PrincipalCache | None = getattr(request.app.state, "principal_cache", None)
     principal = cache.get(key_hash) if cache is not None else None
     if principal is None:
         principal = await container.tenants.principal_for_key(key_hash)
@@ -87,7 +92,7 @@ async def provide_admin(request: Request[Any, Any, Any],
     A tenant's API key is refused with 403 whatever its scopes: tenant keys can
     never act on the admin API.
     """
-    token = bearer_token(request)
+    token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise HermesError(Code.AUTH_MISSING, "send the admin token as `Authorization: Bearer "
                           "hadm_...`", headers=_CHALLENGE)

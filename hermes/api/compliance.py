@@ -55,14 +55,6 @@ async def check(container: Container, principal: Principal, items: list[Item],
     return out
 
 
-async def check_one(container: Container, principal: Principal, req: MessageCreate,
-                    spec: MessageSpec, contact: Contact | None, now_ms: int) -> Checked:
-    (result,) = await check(container, principal, [(req, spec, contact)], now_ms)
-    if isinstance(result, HermesError):
-        raise result
-    return result
-
-
 def _one(req: MessageCreate, spec: MessageSpec, contact: Contact | None,
          suppressed: set[tuple[str, str]], tenant_window: QuietHours | None,
          now_ms: int) -> Checked:

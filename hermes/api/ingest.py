@@ -12,7 +12,6 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 
@@ -56,14 +55,6 @@ class Accepted:
     created_at: datetime
     replayed: bool = False
     send_at: datetime | None = None
-
-
-def prepare(req: MessageCreate, contact: Contact | None, now_ms: int,
-            policy: dict[str, Any] | None = None) -> MessageSpec:
-    """Layers 3-6: every violation at once, or the normalised spec."""
-    req, d = predraft(req, contact)
-    result = _core.validate_message(d.core_input, policy, now_ms)
-    return conclude(req, d, result, contact)
 
 
 def predraft(req: MessageCreate, contact: Contact | None) -> tuple[MessageCreate, Draft]:

@@ -10,19 +10,16 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from hermes.api import admission, compliance
 from hermes.api import batch as batching
-from hermes.api import limits as layer8
+from hermes.api import lean
+from hermes.api.auth import principal_for
 from hermes.api.ingest import (
     Accepted,
-    accepted,
     check_idempotency_key,
     decode_create,
-    new_row,
     now_ms,
-    prepare,
     request_hash,
 )
 from hermes.api.message_views import (
@@ -34,13 +31,13 @@ from hermes.api.message_views import (
     encode_cursor,
     summary,
 )
+from hermes.api.singles import Singles
 from hermes.bootstrap import Container
 from hermes.domain.errors import Code, HermesError
 from hermes.domain.jobs import CancelCommand, cancel_msg_id, cascade_subject
+from hermes.domain.messages import MessageCreate
 from hermes.domain.tenancy import Principal
 from hermes.infra.postgres.message_reads import PostgresMessageReader
-from hermes.infra.postgres.messages import NewMessage
-from hermes.observability import hooks
 
 log = logging.getLogger("hermes.api")
 
@@ -65,27 +62,6 @@ def _accepted_body(a: Accepted) -> MessageAccepted:
                            send_at=a.send_at if a.status == "scheduled" else None)
 
 
-def _answered(answer: Accepted, headers: dict[str, str]) -> Response[MessageAccepted]:
-    if answer.replayed:
-        headers = {**headers, "Idempotent-Replayed": "true"}
-    return Response(_accepted_body(answer), status_code=202, headers=headers or None)
-
-
-async def _replay(container: Container, principal: Principal, key: str,
-                  body_hash: bytes | None) -> Accepted | None:
-    """The first answer to this Idempotency-Key, if it was committed (None otherwise)."""
-    found = await PostgresMessageReader(container.pool).by_idempotency_keys(
-        principal.tenant_id, principal.mode, [key])
-    prior = found.get(key)
-    if prior is None:
-        return None
-    if prior.idempotency_hash != body_hash:
-        raise HermesError(Code.IDEMPOTENCY_CONFLICT,
-                          "this Idempotency-Key was first used with a different request body")
-    return Accepted(str(prior.id), prior.initial_status, prior.created_at, replayed=True,
-                    send_at=prior.send_at)
-
-
 def _require(principal: Principal, scope: str) -> None:
     if not principal.allows(scope):
         verb = "send or cancel" if scope == "send" else "read"
@@ -96,73 +72,47 @@ def _not_found(message_id: UUID) -> HermesError:
     return HermesError(Code.REQUEST_NOT_FOUND, f"no message {message_id}")
 
 
-def _start(container: Container, principal: Principal, row: NewMessage) -> None:
-    with hooks.accepting(row.id, principal.tenant_id, row.created_at):
-        container.publisher.submit(row.shard, batching.start_command(principal, row))
-
-
 def _utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
 
 
+async def _serve_create(req: lean.LeanRequest) -> lean.Answer:
+    """`POST /v1/messages`, on the lean path (`hermes.api.lean`): layers 1-2 and the named
+    contact here, the rest with the other requests of this turn (`hermes.api.singles`)."""
+    container = req.container
+    state = req.app_state
+    principal = await principal_for(req.header(b"authorization"), state.principal_cache,
+                                    container)
+    _require(principal, "send")
+    key = check_idempotency_key(req.header(b"idempotency-key"))
+    message = decode_create(req.body)
+    now = now_ms()
+    contact = None
+    if isinstance(message.to, str):
+        contact = await container.contacts.resolve(principal.tenant_id, message.to)
+    body_hash = request_hash(req.body) if key else None
+    singles: Singles = state.singles
+    answer, headers = await singles.send(principal, key, body_hash, message, contact, now)
+    if answer.replayed:
+        headers = {**headers, "Idempotent-Replayed": "true"}
+    return lean.Answer(202, _ENC.encode(_accepted_body(answer)), headers)
+
+
 class MessagesController(Controller):
     path = "/v1/messages"
     tags = ["messages"]
 
-    @post("/", status_code=202, summary="Send a message (with a cascade of fallbacks)")
+    @post("/", status_code=202, summary="Send a message (with a cascade of fallbacks)",
+          middleware=[lean.serve(_serve_create)])
     async def create(
         self,
-        request: Request[Any, Any, Any],
-        principal: NamedDependency[Principal],
-        container: NamedDependency[Container],
+        data: JSONBody[MessageCreate],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> Response[MessageAccepted]:
-        _require(principal, "send")
-        key = check_idempotency_key(idempotency_key)
-        body = await request.body()
-        req = decode_create(body)
-        now = now_ms()
-        contact = None
-        if isinstance(req.to, str):
-            contact = await container.contacts.resolve(principal.tenant_id, req.to)
-        spec = prepare(req, contact, now)
-        body_hash = request_hash(body) if key else None
-        try:
-            checked = await compliance.check_one(container, principal, req, spec, contact, now)
-        except HermesError:
-            # A retry of a request accepted before its address was suppressed replays the
-            # first answer, as every retry does.
-            replay = await _replay(container, principal, key, body_hash) if key else None
-            if replay is None:
-                raise
-            return _answered(replay, {})
-        row = new_row(principal, checked.spec, req, shard_count=container.settings.shard_count,
-                      idempotency_key=key, body_hash=body_hash, now_ms=now)
-        compliance.annotate(row, checked)
-        try:
-            await admission.check(container)
-            limit = await layer8.admit(container, principal, 1)
-        except (admission.Overloaded, layer8.Refused) as refused:
-            replay = await _replay(container, principal, key, body_hash) if key else None
-            if replay is None:
-                raise
-            decision = refused.decision if isinstance(refused, layer8.Refused) else None
-            return _answered(replay, layer8.headers(decision))
-        took = limit is not None and not limit.degraded
-        try:
-            result = await container.writer.insert(row)
-            answer = accepted(row, result, body_hash)
-        except Exception:
-            if took:  # nothing was committed: the token goes back
-                await layer8.give_back(container, principal, 1)
-            raise
-        if not answer.replayed:
-            _start(container, principal, row)
-        elif took:
-            limit = await layer8.give_back(container, principal, 1)
-        return _answered(answer, layer8.headers(limit))
+        """Declares the route for OpenAPI; `_serve_create` answers it (`hermes.api.lean`)."""
+        raise NotImplementedError
 
     @post("/batch", status_code=200,
           summary="Send up to 1,000 messages; a result per item",

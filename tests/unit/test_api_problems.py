@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 from litestar.testing import AsyncTestClient
 
+from hermes.api import lean
 from hermes.api.app import create_app
 from hermes.bootstrap import Container
-from hermes.domain.errors import catalogue
+from hermes.domain.errors import HermesError, catalogue
 from hermes.tenancy.secrets import digest, new_api_key
 from tests.fakes import FakeProbe, FakeTenantStore, fake_container
 
@@ -105,3 +106,72 @@ async def test_openapi_schema_is_served(client: AsyncTestClient) -> None:  # typ
 
 def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+# `POST /v1/messages` is served by the lean path (hermes.api.lean), below Litestar's handler
+# call: its errors must still be the app's problems, with the app's middleware around them.
+
+async def test_the_lean_send_route_answers_problems_through_the_app(
+    client: AsyncTestClient, container: Container  # type: ignore[type-arg]
+) -> None:
+    resp = await client.post("/v1/messages", content=b"{}")
+    assert_problem(resp, 401, "auth.missing")
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+    assert resp.headers["x-request-id"] == resp.json()["instance"]
+    key = await _read_only_key(container)
+    resp = await client.post("/v1/messages", content=b"{}", headers=_bearer(key))
+    assert_problem(resp, 403, "auth.forbidden")
+    resp = await client.post("/v1/messages", content=b"{", headers=_bearer(key))
+    assert_problem(resp, 403, "auth.forbidden")  # the key is checked before the body
+
+
+async def test_the_lean_send_route_bounds_the_body_like_litestar(
+    container: Container,
+) -> None:
+    small = fake_container(max_body_bytes=64)
+    small.tenants = container.tenants
+    key = await _read_only_key(container)
+    async with AsyncTestClient(create_app(small.settings, small)) as c:
+        announced = await c.post("/v1/messages", content=b"x" * 65, headers=_bearer(key))
+        assert_problem(announced, 413, "request.too_large")
+
+        fits = await c.post("/v1/messages", content=b"x" * 64, headers=_bearer(key))
+        assert_problem(fits, 403, "auth.forbidden")  # under the bound, the request goes on
+
+
+async def test_a_body_without_content_length_is_bounded_as_it_streams() -> None:
+    events = [{"type": "http.request", "body": b"x" * 20, "more_body": True}] * 4 + \
+        [{"type": "http.request", "body": b"x", "more_body": False}]
+
+    async def receive() -> dict[str, object]:
+        return events.pop(0)
+
+    scope = {"type": "http", "headers": [(b"transfer-encoding", b"chunked")]}
+    assert await lean.read_body(scope, receive, 81) == b"x" * 81  # type: ignore[arg-type]
+    events[:] = [{"type": "http.request", "body": b"x" * 20, "more_body": True}] * 6
+    with pytest.raises(HermesError) as exc:
+        await lean.read_body(scope, receive, 81)  # type: ignore[arg-type]
+    assert exc.value.code == "request.too_large"
+    assert len(events) == 1  # read up to the chunk that crossed the bound, no further
+
+
+async def test_the_openapi_document_describes_the_lean_send_route(
+    client: AsyncTestClient,  # type: ignore[type-arg]
+) -> None:
+    doc = (await client.get("/schema/openapi.json")).json()
+    post = doc["paths"]["/v1/messages"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]
+    assert body["$ref"].endswith("MessageCreate")
+    assert "Idempotency-Key" in {p["name"] for p in post["parameters"]}
+    assert post["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "MessageAccepted")
+
+
+async def _read_only_key(container: Container) -> str:
+    store = container.tenants
+    assert isinstance(store, FakeTenantStore)
+    tenant = await store.create_tenant("reader")
+    key = new_api_key("test")
+    await store.add_api_key(tenant.id, prefix=key[:12], key_hash=digest(key), mode="test",
+                            scopes=["read"])
+    return key
