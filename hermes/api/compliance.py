@@ -42,16 +42,28 @@ Item = tuple[MessageCreate, MessageSpec, Contact | None]
 
 async def check(container: Container, principal: Principal, items: list[Item],
                 now_ms: int) -> list[Checked | HermesError]:
-    """Layer 7 for every item, with one lookup: each item's result or its problem."""
-    targets = {t for _, spec, _ in items for t in step_addresses(spec) if t is not None}
-    facts = await container.layer7.lookup(principal.tenant_id, targets)
-    tenant_window = _window(facts.quiet_hours)
-    out: list[Checked | HermesError] = []
-    for req, spec, contact in items:
-        try:
-            out.append(_one(req, spec, contact, facts.suppressed, tenant_window, now_ms))
-        except HermesError as exc:
-            out.append(exc)
+    """Layer 7 for every item of one tenant: each item's result or its problem."""
+    (results,) = await check_groups(container, [(principal, items)], now_ms)
+    return results
+
+
+async def check_groups(container: Container, groups: list[tuple[Principal, list[Item]]],
+                       now_ms: int) -> list[list[Checked | HermesError]]:
+    """Layer 7 for the items of several tenants, with one lookup."""
+    facts = await container.layer7.lookup_many([
+        (principal.tenant_id,
+         {t for _, spec, _ in items for t in step_addresses(spec) if t is not None})
+        for principal, items in groups])
+    out: list[list[Checked | HermesError]] = []
+    for (_, items), fact in zip(groups, facts, strict=True):
+        tenant_window = _window(fact.quiet_hours)
+        results: list[Checked | HermesError] = []
+        for req, spec, contact in items:
+            try:
+                results.append(_one(req, spec, contact, fact.suppressed, tenant_window, now_ms))
+            except HermesError as exc:
+                results.append(exc)
+        out.append(results)
     return out
 
 

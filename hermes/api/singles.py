@@ -54,8 +54,9 @@ class Single:
     future: asyncio.Future[Answered]
     spec: MessageSpec | None = None
     row: NewMessage | None = None
-    decision: Decision | None = None
     took: bool = False
+    # The RateLimit headers of its tenant's take (shared by the requests of the take).
+    limit_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def live(self) -> bool:
@@ -138,7 +139,7 @@ class Singles:
             tenants.setdefault((p.tenant_id, p.mode), _Tenant(p)).items.append(item)
         groups = list(tenants.values())
         _validate(items)
-        await asyncio.gather(*(self._layer7(g) for g in groups))
+        await self._layer7(groups)
         ready = [i for i in items if i.row is not None and i.live]
         if not ready:
             return
@@ -150,24 +151,31 @@ class Singles:
         await asyncio.gather(*(self._layer8(g) for g in groups))
         await self._commit(groups)
 
-    async def _layer7(self, group: _Tenant) -> None:
-        live = [i for i in group.items if i.spec is not None and i.live]
+    async def _layer7(self, groups: list[_Tenant]) -> None:
+        """Layer 7 for the turn, one lookup for all its tenants; the rows of what passes."""
+        live = [(g, [i for i in g.items if i.spec is not None and i.live]) for g in groups]
+        live = [(g, items) for g, items in live if items]
         if not live:
             return
-        results = await compliance.check(
-            self.container, group.principal,
-            [(i.req, i.spec, i.contact) for i in live if i.spec is not None], live[0].now_ms)
+        results = await compliance.check_groups(
+            self.container,
+            [(g.principal, [(i.req, i.spec, i.contact) for i in items if i.spec is not None])
+             for g, items in live],
+            live[0][1][0].now_ms)
         shards = self.container.settings.shard_count
-        for item, result in zip(live, results, strict=True):
-            if isinstance(result, HermesError):
-                # A retry of a request accepted before its address was suppressed replays
-                # the first answer, as every retry does.
-                await self._replay_or_fail(item, result, {})
-                continue
-            item.row = new_row(item.principal, result.spec, item.req, shard_count=shards,
-                               idempotency_key=item.key, body_hash=item.body_hash,
-                               now_ms=item.now_ms)
-            compliance.annotate(item.row, result)
+        refused = []
+        for (_, items), checked in zip(live, results, strict=True):
+            for item, result in zip(items, checked, strict=True):
+                if isinstance(result, HermesError):
+                    # A retry of a request accepted before its address was suppressed
+                    # replays the first answer, as every retry does.
+                    refused.append(self._replay_or_fail(item, result, {}))
+                    continue
+                item.row = new_row(item.principal, result.spec, item.req, shard_count=shards,
+                                   idempotency_key=item.key, body_hash=item.body_hash,
+                                   now_ms=item.now_ms)
+                compliance.annotate(item.row, result)
+        await asyncio.gather(*refused)
 
     async def _layer8(self, group: _Tenant) -> None:
         items = group.with_rows()
@@ -181,8 +189,7 @@ class Singles:
             for item in items:
                 await self._admit_one(group.principal, item)
             return
-        for item in items:
-            item.decision, item.took = decision, decision is not None and not decision.degraded
+        _took(items, decision)
 
     async def _admit_one(self, principal: Principal, item: Single) -> None:
         try:
@@ -193,7 +200,7 @@ class Singles:
         except HermesError as exc:
             item.fail(exc)
             return
-        item.decision, item.took = decision, decision is not None and not decision.degraded
+        _took([item], decision)
 
     async def _commit(self, groups: list[_Tenant]) -> None:
         per_group = [(g, g.with_rows()) for g in groups]
@@ -232,11 +239,11 @@ class Singles:
                                      item.row.created_at):
                     self.container.publisher.submit(
                         item.row.shard, batching.start_command(item.principal, item.row))
-                item.answer(answer, layer8.headers(item.decision))
+                item.answer(answer, item.limit_headers)
             elif item.took:
                 back.append((item, answer))
             else:
-                item.answer(answer, layer8.headers(item.decision))
+                item.answer(answer, item.limit_headers)
         await self._give_back(group, back)
 
     async def _give_back(self, group: _Tenant, items: list[tuple[Single, Accepted | None]]
@@ -264,6 +271,13 @@ class Singles:
             item.fail(exc)
         else:
             item.answer(replay, headers)
+
+
+def _took(items: list[Single], decision: Decision | None) -> None:
+    headers = layer8.headers(decision)
+    took = decision is not None and not decision.degraded
+    for item in items:
+        item.took, item.limit_headers = took, headers
 
 
 def _validate(items: list[Single]) -> None:

@@ -17,7 +17,6 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from hermes.delivery.batching import Batcher
 from hermes.infra.postgres.arrays import literal
 
 
@@ -188,16 +187,19 @@ class PostgresSuppressionStore:
 
 
 class Layer7Lookups:
-    """Layer-7 lookups of concurrent requests answered together: one query for all the
-    single sends in flight, as the group commit does for their rows."""
+    """Layer 7's facts for many (tenant, addresses) lookups in one query.
 
-    def __init__(self, pool: AsyncConnectionPool, *, max_batch: int = 500) -> None:
+    Callers already gather their lookups (a batch request, or the single sends of one
+    turn, `hermes.api.singles`), so this asks PostgreSQL at once rather than queueing
+    behind another caller's query."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
         self.store = PostgresSuppressionStore(pool)
-        self._batcher: Batcher[tuple[UUID, Sequence[tuple[str, str]]], Layer7] = Batcher(
-            self.store.layer7_many, max_batch=max_batch, name="layer7-lookups")
 
-    async def lookup(self, tenant_id: UUID, targets: Iterable[tuple[str, str]]) -> Layer7:
-        return await self._batcher.submit((tenant_id, sorted(set(targets))))
+    async def lookup_many(self, lookups: Sequence[tuple[UUID, Iterable[tuple[str, str]]]]
+                          ) -> list[Layer7]:
+        return await self.store.layer7_many(
+            [(tenant_id, sorted(set(targets))) for tenant_id, targets in lookups])
 
     async def close(self) -> None:
-        await self._batcher.close()
+        pass
