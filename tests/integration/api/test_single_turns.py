@@ -9,11 +9,14 @@ there are one turn.
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from typing import Any
 
 import msgspec
 import pytest
 
+from hermes.api import admission
 from hermes.api import limits as layer8
 from hermes.api.ingest import decode_create, now_ms, request_hash
 from hermes.api.singles import Answered, Singles
@@ -21,6 +24,14 @@ from hermes.bootstrap import Container
 from hermes.domain.errors import HermesError
 from hermes.domain.tenancy import Principal
 from hermes.infra.nats.streams import ensure_streams
+from hermes.infra.postgres.suppressions import PostgresSuppressionStore
+from hermes.infra.redis.queue_delay import (
+    KEY,
+    REPORT_EVERY_S,
+    QueueDelayMeter,
+    QueueDelayReporter,
+    Report,
+)
 from hermes.tenancy.secrets import digest
 from tests.integration.api.conftest import Tenant, count_messages
 
@@ -114,3 +125,42 @@ async def test_duplicates_in_one_turn_commit_once_and_the_replays_cost_nothing(
     # Four tokens were taken for the turn; the two replays and the conflict gave theirs back.
     after = await layer8.give_back(container, principal, 0)
     assert after is not None and after.remaining == 9
+
+
+async def test_a_request_layer_7_refuses_gives_its_token_back(
+        singles: Singles, container: Container, tenant: Tenant) -> None:
+    # Layer 8 takes for the turn while layer 7 looks its addresses up; the request layer 7
+    # then refuses must not cost its tenant a message.
+    assert await container.tenants.update_tenant(tenant.id, name=None, status=None,
+                                                 limits={"rate_per_s": 0.01, "burst": 10})
+    await PostgresSuppressionStore(container.pool).put(tenant.id, "phone", "+4520999999",
+                                                       "manual")
+    principal = await _principal(container, tenant)
+    blocked = {"to": {"phone": "+4520999999"}, "body": "x", "cascade": ["sms"]}
+    answers = await _send_together(singles, [(principal, MSG, None)] * 3
+                                   + [(principal, blocked, None)])
+    refused = answers.pop()
+    assert isinstance(refused, HermesError) and refused.code == "compliance.suppressed"
+    assert not any(isinstance(a, BaseException) for a in answers), answers
+    after = await layer8.give_back(container, principal, 0)
+    assert after is not None and after.remaining == 7
+    assert await count_messages(container, tenant) == 3
+
+
+async def test_an_overloaded_turn_stores_nothing_and_spends_no_token(
+        singles: Singles, container: Container, tenant: Tenant) -> None:
+    assert await container.tenants.update_tenant(tenant.id, name=None, status=None,
+                                                 limits={"rate_per_s": 0.01, "burst": 10})
+    principal = await _principal(container, tenant)
+    field = f"test-worker-{uuid.uuid4().hex[:8]}"
+    await QueueDelayReporter(container.redis, QueueDelayMeter(), field).report(
+        Report(at=time.time(), wait=30.0, backlog={}))
+    try:
+        await asyncio.sleep(REPORT_EVERY_S + 0.05)  # the view reads again
+        answers = await _send_together(singles, [(principal, MSG, None)] * 3)
+    finally:
+        await container.redis.hdel(KEY, field)
+    assert all(isinstance(a, admission.Overloaded) for a in answers), answers
+    after = await layer8.give_back(container, principal, 0)
+    assert after is not None and after.remaining == 10
+    assert await count_messages(container, tenant) == 0
