@@ -5,11 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
 import pytest
 
 from hermes.bootstrap import Container
-from hermes.infra.nats.publisher import AckedPublisher, PublishRefused
+from hermes.domain.jobs import StartCommand
+from hermes.infra.nats.publisher import (
+    AckedPublisher,
+    PublishRefused,
+    StartPublisher,
+    start_msg_id,
+)
 from hermes.infra.nats.streams import STREAMS, ensure_streams
+from tests.integration.api.nats_helpers import cascade_commands
 
 
 async def test_streams_are_created_and_ensure_is_idempotent(container: Container) -> None:
@@ -125,3 +133,37 @@ async def test_a_publish_that_fails_mid_batch_is_reported_at_once() -> None:
     assert isinstance(results[0], TimeoutError)  # sent, never acknowledged
     assert isinstance(results[1], ConnectionError) and isinstance(results[2], ConnectionError)
     assert publisher._waiting == {}
+
+
+def _start(shard: int = 0) -> StartCommand:
+    return StartCommand(id=uuid.uuid4(), tenant_id=uuid.uuid4(), mode="test", shard=shard,
+                        spec=msgspec.Raw(b"{}"))
+
+
+async def test_start_commands_reach_the_stream_without_waiting_for_acknowledgements(
+        container: Container, clean_streams: None) -> None:
+    await ensure_streams(container.nats.jetstream())
+    publisher = StartPublisher(container.nats)
+    publisher.start()
+    commands = [_start() for _ in range(50)]
+    for command in commands:
+        publisher.submit(0, command)
+    await publisher.stop()  # drains the queue and flushes nats-py's buffer
+    assert publisher.published == 50 and publisher.failed == 0
+    info = await container.nats.jetstream().stream_info("HERMES_CASCADE")
+    assert info.state.messages == 50
+    # Each under its start's Nats-Msg-Id, so a repeat by the recovery sweep is dropped.
+    for command in commands[:3]:
+        assert len(await cascade_commands(container, 0, start_msg_id(command.id))) == 1
+
+
+async def test_start_commands_without_a_connection_are_counted_failed_for_the_sweep() -> None:
+    class Nats:
+        client = None
+
+    publisher = StartPublisher(Nats())  # type: ignore[arg-type]
+    publisher.start()
+    for _ in range(3):
+        publisher.submit(0, _start())
+    await publisher.stop()
+    assert publisher.published == 0 and publisher.failed == 3

@@ -1,17 +1,22 @@
 """Publishing to JetStream with batched acknowledgements, and the cascade start commands
 the API publishes after commit, off the request path.
 
-The API answers 202 once PostgreSQL has the message; the start command is
-published right after, in the background. If the publish fails (NATS down, the
-process killed), the recovery sweep finds the message still unstarted and
-publishes it again; `Nats-Msg-Id` makes the repeat harmless.
+`AckedPublisher`: each message is a JetStream publish, a plain NATS publish to the
+stream's subject whose reply subject receives the stream's acknowledgement. It sends a
+whole batch, then waits for the batch's acknowledgements on one subscription of its
+own, instead of one request (a reply future, a timer, a task) per message as
+`JetStreamContext.publish` does. The engine's jobs, delivery results and receipt notices
+go through it: for those, the acknowledgement is what lets the sender consider the
+message handed over.
 
-Each command is a JetStream publish: a plain NATS publish to the stream's
-subject whose reply subject receives the stream's acknowledgement. The
-publisher sends a whole batch, then waits for the batch's acknowledgements on
-one subscription of its own, instead of one request (a reply future, a timer, a
-task) per command as `JetStreamContext.publish` does: about a quarter of the
-API's CPU per message in batch ingest.
+`StartPublisher`: the API answers 202 once PostgreSQL has the message; the start command
+is published right after, in the background, without asking for an acknowledgement.
+An acknowledgement would add nothing to the guarantee: if the command never reaches the
+stream (NATS down, the process killed, the stream refusing it), the recovery sweep finds
+the message still unstarted within seconds and publishes it again, and `Nats-Msg-Id`
+makes a repeat harmless. The sweep's check is end to end (the engine started the
+message), which an acknowledgement is not. Not asking saves the API the
+acknowledgement's handling for every message, and NATS sending it.
 """
 
 from __future__ import annotations
@@ -184,6 +189,11 @@ class StartPublisher:
     async def stop(self, drain_timeout: float = 5.0) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.queue.join(), drain_timeout)
+        nc = self.nats.client
+        if nc is not None and nc.is_connected:
+            # Out of nats-py's buffer and through the server before the process goes.
+            with contextlib.suppress(Exception):
+                await nc.flush(timeout=max(1, round(drain_timeout)))
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -204,19 +214,21 @@ class StartPublisher:
                     self.queue.task_done()
 
     async def _publish(self, batch: list[tuple[int, StartCommand, str | None]]) -> None:
-        items = []
-        for shard, cmd, tp in batch:
+        nc = self.nats.client
+        # While nats-py reconnects it buffers publishes and sends them once it is back.
+        if nc is None or nc.is_closed:
+            raise ConnectionError("not connected to NATS")
+        for n, (shard, cmd, tp) in enumerate(batch):
             headers = {"Nats-Msg-Id": start_msg_id(cmd.id)}
             if tp is not None:
                 headers[tracing.TRACEPARENT] = tp
-            items.append((cascade_subject(shard), _ENC.encode(cmd), headers))
-        results = await self.acked.publish_many(items)
-        for (_, cmd, _), failed in zip(batch, results, strict=True):
-            if failed is None:
-                self.published += 1
-            else:
+            try:
+                await nc.publish(cascade_subject(shard), _ENC.encode(cmd), headers=headers)
+            except Exception as exc:
                 # Not lost: the message is committed and unstarted; the sweep re-publishes it.
-                self._fail([cmd.id], failed)
+                self._fail([c.id for _, c, _ in batch[n:]], exc)
+                return
+            self.published += 1
 
     def _fail(self, ids: list[UUID], exc: BaseException) -> None:
         self.failed += len(ids)
