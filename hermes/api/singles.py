@@ -247,8 +247,7 @@ class Singles:
             results = iter(await self.container.writer.insert_many(rows))
         except Exception as exc:
             # Nothing was committed: the tokens go back.
-            await asyncio.gather(*(self._give_back(g, [(i, None) for i in items if i.took])
-                                   for g, items in per_group))
+            await self._give_back_all(groups)
             for _, items in per_group:
                 for item in items:
                     item.fail(exc)

@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 import msgspec
+import psycopg
 import pytest
 
 from hermes.api import admission
@@ -164,3 +165,20 @@ async def test_an_overloaded_turn_stores_nothing_and_spends_no_token(
     after = await layer8.give_back(container, principal, 0)
     assert after is not None and after.remaining == 10
     assert await count_messages(container, tenant) == 0
+
+
+async def test_a_failed_commit_fails_the_turn_and_gives_every_token_back(
+        singles: Singles, container: Container, tenant: Tenant,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert await container.tenants.update_tenant(tenant.id, name=None, status=None,
+                                                 limits={"rate_per_s": 0.01, "burst": 10})
+    principal = await _principal(container, tenant)
+
+    async def down(rows: Any) -> Any:
+        raise psycopg.OperationalError("the server closed the connection")
+
+    monkeypatch.setattr(container.writer, "insert_many", down)
+    answers = await _send_together(singles, [(principal, MSG, None)] * 3)
+    assert all(isinstance(a, psycopg.OperationalError) for a in answers), answers
+    after = await layer8.give_back(container, principal, 0)
+    assert after is not None and after.remaining == 10
