@@ -12,17 +12,16 @@ from uuid import UUID
 
 import msgspec
 
-from hermes import _core
 from hermes.api import admission, compliance
 from hermes.api import limits as layer8
 from hermes.api.compliance import Checked
-from hermes.api.ingest import accepted, conclude, decode_create, new_row, predraft, request_hash
+from hermes.api.ingest import accepted, decode_create, new_row, request_hash, validate_many
 from hermes.api.problems import TYPE_PREFIX
 from hermes.bootstrap import Container
 from hermes.domain.errors import Code, FieldError, HermesError
 from hermes.domain.jobs import StartCommand
 from hermes.domain.messages import MessageCreate, MessageSpec
-from hermes.domain.plan import Contact, Draft
+from hermes.domain.plan import Contact
 from hermes.domain.tenancy import Principal
 from hermes.infra.postgres.message_reads import PostgresMessageReader
 from hermes.infra.postgres.messages import NewMessage
@@ -134,24 +133,15 @@ def validate_specs(decoded: list[Decoded], contacts: dict[str, Contact],
                    errors: dict[int, ItemProblem], *, now_ms: int,
                    policy: dict[str, Any] | None = None) -> list[Valid]:
     """Layers 3-6 for every item in one core call; the specs of the valid ones."""
-    drafts: list[tuple[int, MessageCreate, Draft, Contact | None]] = []
-    for d in decoded:
-        contact = contacts.get(d.req.to) if isinstance(d.req.to, str) else None
-        try:
-            req, dr = predraft(d.req, contact)
-        except HermesError as exc:
-            errors[d.index] = problem_of(exc)
-            continue
-        drafts.append((d.index, req, dr, contact))
-    if not drafts:
-        return []
-    results = _core.validate_batch([dr.core_input for _, _, dr, _ in drafts], policy, now_ms)
+    items = [(d.req, contacts.get(d.req.to) if isinstance(d.req.to, str) else None)
+             for d in decoded]
     valid: list[Valid] = []
-    for (index, req, dr, contact), result in zip(drafts, results, strict=True):
-        try:
-            valid.append((index, req, conclude(req, dr, result, contact), contact))
-        except HermesError as exc:
-            errors[index] = problem_of(exc)
+    for d, (_, contact), result in zip(decoded, items,
+                                       validate_many(items, now_ms, policy), strict=True):
+        if isinstance(result, HermesError):
+            errors[d.index] = problem_of(result)
+        else:
+            valid.append((d.index, result[0], result[1], contact))
     return valid
 
 

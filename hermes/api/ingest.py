@@ -12,6 +12,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -55,6 +56,32 @@ class Accepted:
     created_at: datetime
     replayed: bool = False
     send_at: datetime | None = None
+
+
+Validated = tuple[MessageCreate, MessageSpec] | HermesError
+
+
+def validate_many(items: list[tuple[MessageCreate, Contact | None]], now_ms: int,
+                  policy: dict[str, Any] | None = None) -> list[Validated]:
+    """Layers 3-6 for many messages in one core call: per message, the request as
+    reshaped for the core and its normalised spec, or its problem."""
+    out: list[Validated | None] = [None] * len(items)
+    drafts: list[tuple[int, MessageCreate, Draft, Contact | None]] = []
+    for i, (req, contact) in enumerate(items):
+        try:
+            shaped, d = predraft(req, contact)
+        except HermesError as exc:
+            out[i] = exc
+            continue
+        drafts.append((i, shaped, d, contact))
+    if drafts:
+        results = _core.validate_batch([d.core_input for _, _, d, _ in drafts], policy, now_ms)
+        for (i, shaped, d, contact), result in zip(drafts, results, strict=True):
+            try:
+                out[i] = (shaped, conclude(shaped, d, result, contact))
+            except HermesError as exc:
+                out[i] = exc
+    return [r for r in out if r is not None]  # every item has its result by now
 
 
 def predraft(req: MessageCreate, contact: Contact | None) -> tuple[MessageCreate, Draft]:

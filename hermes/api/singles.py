@@ -19,11 +19,10 @@ import asyncio
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from hermes import _core
 from hermes.api import admission, compliance
 from hermes.api import batch as batching
 from hermes.api import limits as layer8
-from hermes.api.ingest import Accepted, accepted, conclude, new_row, predraft
+from hermes.api.ingest import Accepted, accepted, new_row, validate_many
 from hermes.bootstrap import Container
 from hermes.domain.errors import Code, HermesError
 from hermes.domain.limits import Decision
@@ -314,26 +313,17 @@ def _took(items: list[Single], decision: Decision | None) -> None:
 
 
 def _validate(items: list[Single]) -> None:
-    """Layers 3-6 for the turn's messages in one core call; each valid one gets its spec."""
-    drafts = []
-    for item in items:
-        try:
-            req, dr = predraft(item.req, item.contact)
-        except HermesError as exc:
-            item.fail(exc)
-            continue
-        item.req = req
-        drafts.append((item, dr))
-    if not drafts:
+    """Layers 3-6 for the turn's messages in one core call; each valid one gets its spec.
+    One clock for the turn: its requests arrived within the same turn of the loop."""
+    live = [i for i in items if i.live]
+    if not live:
         return
-    # One clock for the turn: its requests arrived within the same turn of the loop.
-    results = _core.validate_batch([dr.core_input for _, dr in drafts], None,
-                                   drafts[0][0].now_ms)
-    for (item, dr), result in zip(drafts, results, strict=True):
-        try:
-            item.spec = conclude(item.req, dr, result, item.contact)
-        except HermesError as exc:
-            item.fail(exc)
+    results = validate_many([(i.req, i.contact) for i in live], live[0].now_ms)
+    for item, result in zip(live, results, strict=True):
+        if isinstance(result, HermesError):
+            item.fail(result)
+        else:
+            item.req, item.spec = result
 
 
 async def replay_of(container: Container, principal: Principal, key: str,
