@@ -20,7 +20,7 @@ from hermes.infra.postgres.attempts import PostgresAttemptStore
 from hermes.infra.postgres.contacts import PostgresContactStore
 from hermes.infra.postgres.messages import GroupCommitWriter
 from hermes.infra.postgres.pool import make_pool
-from hermes.infra.postgres.suppressions import Layer7Lookups
+from hermes.infra.postgres.suppressions import PostgresSuppressionStore
 from hermes.infra.postgres.tenants import PostgresTenantStore
 from hermes.infra.redis.client import make_redis
 from hermes.infra.redis.queue_delay import QueueDelayMeter, QueueDelayView
@@ -91,8 +91,8 @@ class Container:
     targets: TargetPolicy = field(default_factory=TargetPolicy)
     # Hot deploy: converges the registry on the active versions (started by the process).
     deploys: AdapterSync = _SET_AT_OPEN
-    # Validation layer 7's lookups (suppressed addresses, quiet hours), grouped.
-    layer7: Layer7Lookups = _SET_AT_OPEN
+    # Validation layer 7's facts (suppressed addresses, quiet hours), many lookups a query.
+    layer7: PostgresSuppressionStore = _SET_AT_OPEN
     # Load shedding: the worker's wait meter, and the API's view of every worker's report.
     queue_meter: QueueDelayMeter = field(default_factory=QueueDelayMeter)
     queue_view: QueueDelayView | None = None
@@ -102,8 +102,6 @@ class Container:
             await self.deploys.stop()
         if self.attempts is not None:
             await self.attempts.close()
-        if self.layer7 is not None:
-            await self.layer7.close()
         if self.queue_view is not None:
             await self.queue_view.close()
         if self.http is not None:
@@ -159,7 +157,7 @@ async def open_container(settings: Settings, *, name: str) -> Container:
     container.http = ProviderHttp(targets=targets)
     container.google_tokens = GoogleTokens(container.http)
     container.attempts = PostgresAttemptStore(pool)
-    container.layer7 = Layer7Lookups(pool)
+    container.layer7 = PostgresSuppressionStore(pool)
     container.limiter = RedisLimiter(redis)
     container.queue_view = QueueDelayView(redis)
     container.callbacks = CallbackIntake(container.adapters, container.attempts,

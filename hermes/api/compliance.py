@@ -50,9 +50,9 @@ async def check(container: Container, principal: Principal, items: list[Item],
 async def check_groups(container: Container, groups: list[tuple[Principal, list[Item]]],
                        now_ms: int) -> list[list[Checked | HermesError]]:
     """Layer 7 for the items of several tenants, with one lookup."""
-    facts = await container.layer7.lookup_many([
+    facts = await container.layer7.layer7_many([
         (principal.tenant_id,
-         {t for _, spec, _ in items for t in step_addresses(spec) if t is not None})
+         sorted({t for _, spec, _ in items for t in step_addresses(spec) if t is not None}))
         for principal, items in groups])
     out: list[list[Checked | HermesError]] = []
     for (_, items), fact in zip(groups, facts, strict=True):

@@ -133,7 +133,7 @@ async def _submit(container: Container, tenant_id: UUID, steps: list[StepSpec],
                      spec_json=msgspec.json.encode(spec).decode(), metadata_json="{}",
                      idempotency_key=None, idempotency_hash=None, send_at=None, expires_at=None,
                      next_deadline=now, event_json='{"status":"queued"}', created_at=now)
-    assert (await container.writer.insert(row)).existing is None
+    assert (await container.writer.insert_many([row]))[0].existing is None
     if publish:
         cmd = StartCommand(id=mid, tenant_id=tenant_id, mode="test", shard=3,
                            spec=msgspec.Raw(row.spec_json.encode()))

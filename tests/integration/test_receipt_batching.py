@@ -23,10 +23,10 @@ async def _attempts(container: Container, n: int) -> tuple[list[uuid.UUID], uuid
     account = uuid.uuid4()
     now = datetime.now(UTC)
     mid = uuid.uuid4()
-    await container.writer.insert(NewMessage(
+    await container.writer.insert_many([NewMessage(
         id=mid, tenant_id=tenant.id, mode="test", status="sending", shard=0, spec_json="{}",
         metadata_json="{}", idempotency_key=None, idempotency_hash=None, send_at=None,
-        expires_at=None, next_deadline=None, event_json="{}", created_at=now))
+        expires_at=None, next_deadline=None, event_json="{}", created_at=now)])
     ids = [uuid.uuid4() for _ in range(n)]
     async with container.pool.connection() as conn:
         await conn.execute(

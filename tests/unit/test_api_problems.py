@@ -63,12 +63,7 @@ async def test_missing_and_malformed_and_unknown_keys_are_401(
 async def test_valid_key_acts_for_its_tenant(
     client: AsyncTestClient, container: Container  # type: ignore[type-arg]
 ) -> None:
-    store = container.tenants
-    assert isinstance(store, FakeTenantStore)
-    tenant = await store.create_tenant("acme")
-    key = new_api_key("live")
-    await store.add_api_key(tenant.id, prefix=key[:12], key_hash=digest(key), mode="live",
-                            scopes=["read"])
+    key = await _read_only_key(container, "acme", "live")
     resp = await client.get("/v1/account", headers={"Authorization": f"Bearer {key}"})
     assert resp.status_code == 200
     assert resp.json()["tenant_name"] == "acme" and resp.json()["mode"] == "live"
@@ -167,11 +162,13 @@ async def test_the_openapi_document_describes_the_lean_send_route(
         "MessageAccepted")
 
 
-async def _read_only_key(container: Container) -> str:
+async def _read_only_key(container: Container, tenant_name: str = "reader",
+                         mode: str = "test") -> str:
+    """A key with only the `read` scope, for a new tenant of the fake store."""
     store = container.tenants
     assert isinstance(store, FakeTenantStore)
-    tenant = await store.create_tenant("reader")
-    key = new_api_key("test")
-    await store.add_api_key(tenant.id, prefix=key[:12], key_hash=digest(key), mode="test",
+    tenant = await store.create_tenant(tenant_name)
+    key = new_api_key(mode)
+    await store.add_api_key(tenant.id, prefix=key[:12], key_hash=digest(key), mode=mode,
                             scopes=["read"])
     return key

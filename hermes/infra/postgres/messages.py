@@ -138,10 +138,6 @@ class GroupCommitWriter:
             if not p.done.done():
                 p.done.set_exception(ConnectionError("shutting down"))
 
-    async def insert(self, row: NewMessage) -> Inserted:
-        (inserted,) = await self.insert_many([row])
-        return inserted
-
     async def insert_many(self, rows: list[NewMessage]) -> list[Inserted]:
         """Commit `rows` in one transaction, with whatever other callers queued meanwhile."""
         if not rows:

@@ -8,7 +8,7 @@ one for all the concurrent single sends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -184,22 +184,3 @@ class PostgresSuppressionStore:
                 "UPDATE tenants SET quiet_hours = %s, updated_at = now() WHERE id = %s",
                 (value, tenant_id))
             return cur.rowcount > 0
-
-
-class Layer7Lookups:
-    """Layer 7's facts for many (tenant, addresses) lookups in one query.
-
-    Callers already gather their lookups (a batch request, or the single sends of one
-    turn, `hermes.api.singles`), so this asks PostgreSQL at once rather than queueing
-    behind another caller's query."""
-
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.store = PostgresSuppressionStore(pool)
-
-    async def lookup_many(self, lookups: Sequence[tuple[UUID, Iterable[tuple[str, str]]]]
-                          ) -> list[Layer7]:
-        return await self.store.layer7_many(
-            [(tenant_id, sorted(set(targets))) for tenant_id, targets in lookups])
-
-    async def close(self) -> None:
-        pass

@@ -46,6 +46,14 @@ async def _principal(container: Container, tenant: Tenant) -> Principal:
     return principal
 
 
+async def _limited(container: Container, tenant: Tenant, *, burst: int) -> Principal:
+    """The tenant's principal, with a bucket of `burst` that all but never refills (set
+    before its key is first used: principals are cached)."""
+    assert await container.tenants.update_tenant(tenant.id, name=None, status=None,
+                                                 limits={"rate_per_s": 0.01, "burst": burst})
+    return await _principal(container, tenant)
+
+
 async def _send_together(singles: Singles,
                          sends: list[tuple[Principal, dict[str, Any], str | None]]
                          ) -> list[Answered | BaseException]:
@@ -85,9 +93,7 @@ async def test_requests_in_flight_together_commit_together_and_each_gets_its_own
 
 async def test_a_turn_the_bucket_cannot_cover_falls_back_to_one_take_each(
         singles: Singles, container: Container, tenant: Tenant) -> None:
-    assert await container.tenants.update_tenant(tenant.id, name=None, status=None,
-                                                 limits={"rate_per_s": 0.01, "burst": 3})
-    principal = await _principal(container, tenant)
+    principal = await _limited(container, tenant, burst=3)
     answers = await _send_together(singles, [(principal, MSG, None)] * 5)
     refused = [a for a in answers if isinstance(a, BaseException)]
     assert len(refused) == 2 and all(isinstance(r, layer8.Refused) for r in refused)
@@ -100,9 +106,7 @@ async def test_a_turn_the_bucket_cannot_cover_falls_back_to_one_take_each(
 
 async def test_a_tenant_the_bucket_covers_takes_its_turn_in_one_go(
         singles: Singles, container: Container, tenant: Tenant) -> None:
-    assert await container.tenants.update_tenant(tenant.id, name=None, status=None,
-                                                 limits={"rate_per_s": 0.01, "burst": 10})
-    principal = await _principal(container, tenant)
+    principal = await _limited(container, tenant, burst=10)
     answers = await _send_together(singles, [(principal, MSG, None)] * 4)
     assert not any(isinstance(a, BaseException) for a in answers), answers
     # All four see the state after the one take of four.
@@ -112,9 +116,7 @@ async def test_a_tenant_the_bucket_covers_takes_its_turn_in_one_go(
 
 async def test_duplicates_in_one_turn_commit_once_and_the_replays_cost_nothing(
         singles: Singles, container: Container, tenant: Tenant) -> None:
-    assert await container.tenants.update_tenant(tenant.id, name=None, status=None,
-                                                 limits={"rate_per_s": 0.01, "burst": 10})
-    principal = await _principal(container, tenant)
+    principal = await _limited(container, tenant, burst=10)
     answers = await _send_together(singles, [(principal, MSG, "order-1")] * 3
                                    + [(principal, {**MSG, "body": "other"}, "order-1")])
     conflict = answers.pop()
@@ -132,11 +134,9 @@ async def test_a_request_layer_7_refuses_gives_its_token_back(
         singles: Singles, container: Container, tenant: Tenant) -> None:
     # Layer 8 takes for the turn while layer 7 looks its addresses up; the request layer 7
     # then refuses must not cost its tenant a message.
-    assert await container.tenants.update_tenant(tenant.id, name=None, status=None,
-                                                 limits={"rate_per_s": 0.01, "burst": 10})
+    principal = await _limited(container, tenant, burst=10)
     await PostgresSuppressionStore(container.pool).put(tenant.id, "phone", "+4520999999",
                                                        "manual")
-    principal = await _principal(container, tenant)
     blocked = {"to": {"phone": "+4520999999"}, "body": "x", "cascade": ["sms"]}
     answers = await _send_together(singles, [(principal, MSG, None)] * 3
                                    + [(principal, blocked, None)])
@@ -150,9 +150,7 @@ async def test_a_request_layer_7_refuses_gives_its_token_back(
 
 async def test_an_overloaded_turn_stores_nothing_and_spends_no_token(
         singles: Singles, container: Container, tenant: Tenant) -> None:
-    assert await container.tenants.update_tenant(tenant.id, name=None, status=None,
-                                                 limits={"rate_per_s": 0.01, "burst": 10})
-    principal = await _principal(container, tenant)
+    principal = await _limited(container, tenant, burst=10)
     field = f"test-worker-{uuid.uuid4().hex[:8]}"
     await QueueDelayReporter(container.redis, QueueDelayMeter(), field).report(
         Report(at=time.time(), wait=30.0, backlog={}))
@@ -170,9 +168,7 @@ async def test_an_overloaded_turn_stores_nothing_and_spends_no_token(
 async def test_a_failed_commit_fails_the_turn_and_gives_every_token_back(
         singles: Singles, container: Container, tenant: Tenant,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    assert await container.tenants.update_tenant(tenant.id, name=None, status=None,
-                                                 limits={"rate_per_s": 0.01, "burst": 10})
-    principal = await _principal(container, tenant)
+    principal = await _limited(container, tenant, burst=10)
 
     async def down(rows: Any) -> Any:
         raise psycopg.OperationalError("the server closed the connection")
