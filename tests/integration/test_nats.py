@@ -161,6 +161,14 @@ def _start(shard: int = 0) -> StartCommand:
 async def test_start_commands_reach_the_stream_without_waiting_for_acknowledgements(
         container: Container, clean_streams: None) -> None:
     await ensure_streams(container.nats.jetstream())
+    nc = container.nats.client
+    assert nc is not None
+    seen: list[Any] = []
+
+    async def watched(msg: Any) -> None:
+        seen.append(msg)
+
+    watch = await nc.subscribe("hermes.cascade.0", cb=watched)
     publisher = StartPublisher(container.nats)
     publisher.start()
     commands = [_start() for _ in range(50)]
@@ -168,6 +176,10 @@ async def test_start_commands_reach_the_stream_without_waiting_for_acknowledgeme
         publisher.submit(0, command)
     await publisher.stop()  # drains the queue and flushes nats-py's buffer
     assert publisher.published == 50 and publisher.failed == 0
+    await nc.flush()
+    await watch.unsubscribe()
+    # Plain publishes: no reply subject, so JetStream sends no acknowledgement.
+    assert len(seen) == 50 and {m.reply for m in seen} == {""}
     # The server's PONG to the flush means it has them; JetStream stores them just after.
     stored = 0
     for _ in range(50):

@@ -1,9 +1,8 @@
 """PostgresSuppressionStore: each tenant's suppression list, and the layer-7 lookup.
 
 The lookup answers, in one round trip, which of each request's (kind, address) pairs
-are suppressed and its tenant's quiet hours; `Layer7Lookups` gives the requests in
-flight one query between them, so validation layer 7 costs one query per batch and
-one for all the concurrent single sends.
+are suppressed and its tenant's quiet hours, for the requests of any tenants: validation
+layer 7 costs one query per batch, and one per turn of single sends (`hermes.api.singles`).
 """
 
 from __future__ import annotations
