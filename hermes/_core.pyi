@@ -4,7 +4,7 @@ The core does no I/O and reads no clock: time is always an argument.
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal, NotRequired, TypedDict, final
 
 __version__: str
@@ -20,6 +20,7 @@ __all__ = [
     "Wheel",
     "__version__",
     "error_codes",
+    "pg_array",
     "validate_batch",
     "validate_message",
 ]
@@ -32,6 +33,11 @@ class _ErrorCodeInfo(TypedDict):
 
 def error_codes() -> list[_ErrorCodeInfo]:
     """The error catalogue: every stable code with its HTTP status, title and retryability."""
+
+# --- PostgreSQL array literals (hermes_core_rs/src/pgarray.rs, bindings in src/python/pgarray.rs) ---
+
+def pg_array(values: Iterable[object]) -> str:
+    """`values` as one PostgreSQL array literal, to pass with a cast (`%s::uuid[]`)."""
 
 # --- Validation, layers 3-6 (hermes_core_rs/src/validate, bindings in src/python/validate.rs) ---
 

@@ -170,19 +170,20 @@ class Deployment:
         return asyncio.run(_new_tenant(self.env["HERMES_DATABASE_URL"]))
 
     def pg_activity(self) -> dict[str, int]:
-        """Counters of PostgreSQL work so far: commits, and rows inserted/updated per table."""
+        """Counters of PostgreSQL work so far: commits, and rows inserted/updated per table
+        (`.hot`: updates that were heap-only, writing no index entry)."""
         import psycopg
 
         with psycopg.connect(self.env["HERMES_DATABASE_URL"], autocommit=True) as conn:
             db = conn.execute("SELECT xact_commit, tup_inserted, tup_updated, tup_deleted"
                               " FROM pg_stat_database WHERE datname = current_database()"
                               ).fetchone()
-            tables = conn.execute("SELECT relname, n_tup_ins, n_tup_upd, n_tup_del"
-                                  " FROM pg_stat_user_tables").fetchall()
+            tables = conn.execute("SELECT relname, n_tup_ins, n_tup_upd, n_tup_del,"
+                                  " n_tup_hot_upd FROM pg_stat_user_tables").fetchall()
         assert db is not None
         out = {"commits": db[0], "inserted": db[1], "updated": db[2], "deleted": db[3]}
-        for name, ins, upd, dele in tables:
-            for what, n in (("ins", ins), ("upd", upd), ("del", dele)):
+        for name, ins, upd, dele, hot in tables:
+            for what, n in (("ins", ins), ("upd", upd), ("del", dele), ("hot", hot)):
                 if n:
                     out[f"{name}.{what}"] = n
         return out

@@ -9,6 +9,7 @@ pub mod router;
 pub mod validate;
 pub mod wheel;
 pub mod cascade;
+pub mod pgarray;
 
 #[cfg(feature = "python")]
 mod python;
@@ -27,6 +28,7 @@ fn hermes_core_module(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyRes
     m.add_function(wrap_pyfunction!(python::errors::error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(python::validate::validate_message, m)?)?;
     m.add_function(wrap_pyfunction!(python::validate::validate_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(python::pgarray::pg_array, m)?)?;
     m.add_class::<python::validate::PyValidationResult>()?;
     m.add_class::<python::router::PyRouter>()?;
     m.add_class::<python::wheel::PyWheel>()?;

@@ -9,34 +9,12 @@ the statement and its plan do not change (cast the parameter: `%s::uuid[]`).
 
 Every element is double-quoted, with `\\` and `"` escaped, which is PostgreSQL's rule for
 any element text (bytes in bytea's hex format); None is NULL. Only one-dimensional arrays.
+The core builds the literal (`hermes_core_rs/src/pgarray.rs`): in Python it was a tenth
+of the API's CPU on the single-send path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
-from uuid import UUID
+from hermes._core import pg_array as literal
 
-
-def _element(value: object) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):  # before int: a bool is an int
-        return "t" if value else "f"
-    if isinstance(value, UUID | int):
-        return str(value)  # no character that needs quoting
-    if isinstance(value, bytes | bytearray | memoryview):
-        return '"\\\\x' + bytes(value).hex() + '"'  # bytea's hex format, backslash escaped
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("a naive datetime has no unambiguous timestamptz")
-        return f'"{value.isoformat()}"'
-    text = str(value)
-    if "\0" in text:
-        raise ValueError("PostgreSQL text cannot hold NUL")
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def literal(values: Iterable[object]) -> str:
-    """`values` as a PostgreSQL array literal (pass it with a cast: `%s::text[]`)."""
-    return "{" + ",".join(map(_element, values)) + "}"
+__all__ = ["literal"]

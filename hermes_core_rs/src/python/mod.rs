@@ -6,3 +6,4 @@ pub(crate) mod validate;
 pub(crate) mod wheel;
 pub(crate) mod cascade;
 pub(crate) mod sandbox;
+pub(crate) mod pgarray;
