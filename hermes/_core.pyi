@@ -34,7 +34,7 @@ class _ErrorCodeInfo(TypedDict):
 def error_codes() -> list[_ErrorCodeInfo]:
     """The error catalogue: every stable code with its HTTP status, title and retryability."""
 
-# --- PostgreSQL array literals (hermes_core_rs/src/pgarray.rs, bindings in src/python/pgarray.rs) ---
+# --- PostgreSQL array literals (hermes_core_rs/src/pgarray.rs, bindings in src/python/) ---
 
 def pg_array(values: Iterable[object]) -> str:
     """`values` as one PostgreSQL array literal, to pass with a cast (`%s::uuid[]`)."""

@@ -83,18 +83,22 @@ async def subscribe_sandbox(settings: Settings) -> None:
         r.raise_for_status()
 
 
-def engine_runner(container: Container) -> CascadeRunner:
-    store = PostgresCascadeStore(container.pool, notice_writer=notices.write)
+def engine_runner(container: Container, webhooks: WebhookDispatcher | None = None
+                  ) -> CascadeRunner:
+    """The cascade engine; with `webhooks`, the deliveries it queues are handed to that
+    dispatcher (in this process) as they commit."""
+    store = PostgresCascadeStore(container.pool, notice_writer=notices.writer(webhooks))
     return CascadeRunner(container.nats, store, container.accounts,
                          notice_sink=notices.collect, queue_meter=container.queue_meter)
 
 
 async def _run_parts(container: Container, stop: asyncio.Event) -> None:
+    webhooks = WebhookDispatcher(container.pool, targets=container.targets)
     parts: dict[str, Coroutine[Any, Any, None]] = {
-        "engine": engine_runner(container).run(stop, leases=ShardLeases(
+        "engine": engine_runner(container, webhooks).run(stop, leases=ShardLeases(
             container.settings.database_url or "", container.settings.shard_count)),
         "delivery": run_delivery(container, stop),
-        "webhooks": WebhookDispatcher(container.pool, targets=container.targets).run(stop),
+        "webhooks": webhooks.run(stop),
         "sweep": RecoverySweep(container.pool, container.nats.jetstream).run(stop),
         "metrics": serve_worker_metrics(container, stop),
         "queue-delay": QueueDelayReporter(container.redis, container.queue_meter,

@@ -7,16 +7,26 @@ in the same transaction that records the outcome.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from psycopg import AsyncConnection
 
 from hermes.cascade.context import MessageContext
 from hermes.cascade.store import Batch
-from hermes.webhooks.enqueue import enqueue
+from hermes.webhooks.delivery import Claimed
+from hermes.webhooks.enqueue import enqueue, enqueue_claimed
 from hermes.webhooks.events import WebhookEvent
+
+
+class Handoff(Protocol):
+    """The dispatcher in this process (`hermes.webhooks.WebhookDispatcher`)."""
+
+    def lease_until(self) -> datetime | None: ...
+
+    def offer(self, claims: Sequence[Claimed]) -> None: ...
 
 _TYPES = {
     "sent": "message.sent",
@@ -55,8 +65,19 @@ def collect(batch: Batch, ctx: MessageContext, action: dict[str, Any], now_ms: i
         payload=payload, at=datetime.fromtimestamp(now_ms / 1000, tz=UTC)))
 
 
-async def write(conn: AsyncConnection[Any], batch: Batch) -> None:
-    """Enqueue the batch's webhook events, completing final ones with their cascade."""
+def writer(handoff: Handoff | None) -> Callable[[AsyncConnection[Any], Batch], Awaitable[None]]:
+    """`write`, with the deliveries claimed for `handoff` while it has room for them."""
+    async def write_to(conn: AsyncConnection[Any], batch: Batch) -> None:
+        await write(conn, batch, handoff)
+    return write_to
+
+
+async def write(conn: AsyncConnection[Any], batch: Batch, handoff: Handoff | None = None
+                ) -> None:
+    """Enqueue the batch's webhook events, completing final ones with their cascade.
+
+    With a `handoff` that has room, the deliveries are inserted claimed for it and
+    offered to it once the batch commits; otherwise any dispatcher is notified."""
     if not batch.notices:
         return
     finished = [e.message_id for e in batch.notices if e.type == "message.finished"]
@@ -68,7 +89,12 @@ async def write(conn: AsyncConnection[Any], batch: Batch) -> None:
                              payload={**e.payload, "attempts": cascades.get(e.message_id, [])},
                              at=e.at)
         events.append(e)
-    await enqueue(conn, events)
+    lease_until = None if handoff is None else handoff.lease_until()
+    if handoff is None or lease_until is None:
+        await enqueue(conn, events)
+        return
+    claims = await enqueue_claimed(conn, events, lease_until)
+    batch.after_commit.append(lambda: handoff.offer(claims))
 
 
 Cascades = dict[UUID, list[dict[str, Any]]]

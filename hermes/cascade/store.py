@@ -57,6 +57,9 @@ class Batch:
     # Tenant webhook events (hermes.webhooks.events.WebhookEvent), queued in the same
     # transaction as the state change they report.
     notices: list[Any] = field(default_factory=list)
+    # Run once the batch has committed (and never if it does not): handing the webhook
+    # deliveries the transaction claimed to this process's dispatcher.
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def update(self, mid: UUID) -> MessageUpdate:
         u = self.updates.get(mid)
@@ -154,6 +157,8 @@ class PostgresCascadeStore:
             return
         async with self.pool.connection() as conn, conn.transaction():
             await self._write(conn, batch)
+        for then in batch.after_commit:
+            then()
 
     async def _write(self, conn: AsyncConnection[Any], batch: Batch) -> None:
         cur = conn.cursor()

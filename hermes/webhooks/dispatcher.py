@@ -9,6 +9,15 @@ again when the lease runs out (at least once: the receiver deduplicates by
 `run` keeps up to `max_in_flight` requests going at once and claims more as
 they finish, so one slow endpoint holds a slot, never a batch; outcomes are
 recorded in batches by a single task.
+
+Handed-over claims: the engine in the same process inserts the deliveries it is about
+to report already claimed (`enqueue_claimed`, with `lease_until` from here) and, once
+its transaction has committed, `offer`s them; `run` sends them before it claims from
+the database. While the dispatcher is busy (`max_in_flight` sending and waiting) or
+not running, `lease_until` is None and the engine queues deliveries the ordinary way.
+A handed claim that could not start within its lease's margin, or that is still
+waiting when `run` stops, is released (its lease ended, its attempt uncounted) for any
+dispatcher to claim.
 """
 
 from __future__ import annotations
@@ -17,7 +26,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,6 +72,12 @@ SET status = r.status, next_attempt_at = coalesce(r.next_at, d.next_attempt_at),
 FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::int[], %s::text[],
             %s::timestamptz[]) AS r(id, status, next_at, http_status, error, delivered_at)
 WHERE d.id = r.id AND d.status = 'pending'
+"""
+
+# Handed-over claims that will not be sent by this dispatcher: free for any to claim now.
+_RELEASE = """
+UPDATE webhook_deliveries SET attempts = attempts - 1, next_attempt_at = now()
+WHERE id = ANY(%s::uuid[]) AND status = 'pending'
 """
 
 _DISABLE = """
@@ -122,6 +138,53 @@ class WebhookDispatcher:
         self._client = client
         self._own_client = client is None
         self._wake = asyncio.Event()
+        # Claims handed over by `offer`, each with the time by which it must start.
+        self._handed: deque[tuple[Claimed, datetime]] = deque()
+        self._running = False
+        self._sending: set[asyncio.Task[None]] = set()  # run's requests in flight
+        self.handed_sent = 0
+        self.handed_released = 0
+
+    def lease_until(self) -> datetime | None:
+        """The lease for deliveries the caller claims for this dispatcher, or None when it
+        would not send them soon (not running, or `max_in_flight` already sending and
+        waiting): then queue them unclaimed."""
+        if not self._running or len(self._sending) + len(self._handed) >= self.max_in_flight:
+            return None
+        return self.now() + self.lease
+
+    def offer(self, claims: Sequence[Claimed]) -> None:
+        """Send these committed claims (from `enqueue_claimed`) soon.
+
+        Claims offered once `run` has stopped (a batch that committed during shutdown)
+        are not kept: they go out from the database when their lease runs out."""
+        if not claims or not self._running:
+            return
+        # A claim must start early enough to end inside its lease.
+        start_by = self.now() + self.lease - timedelta(seconds=self.timeout_s)
+        self._handed.extend((c, start_by) for c in claims)
+        self.wake()
+
+    def _take_handed(self, n: int) -> tuple[list[Claimed], list[Claimed]]:
+        """Up to `n` handed claims to send now, and those too late to."""
+        now = self.now()
+        ready: list[Claimed] = []
+        late: list[Claimed] = []
+        while self._handed and len(ready) < n:
+            c, start_by = self._handed.popleft()
+            (ready if now <= start_by else late).append(c)
+        return ready, late
+
+    async def _release(self, claims: list[Claimed]) -> None:
+        if not claims:
+            return
+        self.handed_released += len(claims)
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute(_RELEASE, (array(c.id for c in claims),))
+        except Exception as exc:
+            # They stay claimed and go out when the lease runs out.
+            log.warning("releasing %d webhook deliveries failed: %s", len(claims), exc)
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll."""
@@ -147,16 +210,30 @@ class WebhookDispatcher:
         results: asyncio.Queue[tuple[Claimed, Outcome] | None] = asyncio.Queue()
         recorder = asyncio.create_task(self._record_loop(results))
         listener = asyncio.create_task(self._listen(stop)) if self.listen else None
-        in_flight: set[asyncio.Task[None]] = set()
+        in_flight = self._sending = set()
 
         async def send(c: Claimed) -> None:
             results.put_nowait((c, await self._attempt(c)))
 
+        def start(batch: list[Claimed]) -> None:
+            for c in batch:
+                task = asyncio.create_task(send(c))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+
+        self._running = True
         try:
             while not stop.is_set():
                 free = self.max_in_flight - len(in_flight)
                 if free <= 0:
                     await _first_of(stop, *in_flight)
+                    continue
+                handed, late = self._take_handed(free)
+                await self._release(late)
+                self.handed_sent += len(handed)
+                start(handed)
+                free -= len(handed)
+                if free <= 0:
                     continue
                 try:
                     batch = await self._claim_batch(min(self.batch_size, free))
@@ -165,17 +242,20 @@ class WebhookDispatcher:
                     log.warning("claiming webhook deliveries failed (%s); retrying", exc)
                     await _first_of(stop, timeout=1.0)
                     continue
-                for c in batch:
-                    task = asyncio.create_task(send(c))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
-                if len(batch) < min(self.batch_size, free):
+                start(batch)
+                if len(batch) < min(self.batch_size, free) and not self._handed:
                     await self._idle(stop)
         finally:
+            self._running = False
             if listener is not None:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
+            # What was handed over and not started goes back to the database for any
+            # dispatcher; what is in flight finishes and is recorded.
+            waiting = [c for c, _ in self._handed]
+            self._handed.clear()
+            await self._release(waiting)
             if in_flight:
                 await asyncio.wait(in_flight)
             results.put_nowait(None)
@@ -184,6 +264,8 @@ class WebhookDispatcher:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self._wake.clear()
+        if self._handed:
+            return  # offered since the loop last looked
         woken = asyncio.ensure_future(self._wake.wait())
         try:
             await _first_of(stop, woken, timeout=self.poll_interval_s)

@@ -41,7 +41,7 @@ def _reference(values: list[object]) -> str:
     return "{" + ",".join(map(_reference_element, values)) + "}"
 
 
-class _Name(str, enum.Enum):
+class _Name(str, enum.Enum):  # noqa: UP042 (a str subclass whose str() is not its value)
     A = "a"
 
 
