@@ -156,7 +156,7 @@ async def open_container(settings: Settings, *, name: str) -> Container:
                                     cache_dir=cache_dir(settings))
     container.http = ProviderHttp(targets=targets)
     container.google_tokens = GoogleTokens(container.http)
-    container.attempts = PostgresAttemptStore(pool)
+    container.attempts = PostgresAttemptStore(pool, linger_s=settings.batch_linger_ms / 1000)
     container.layer7 = PostgresSuppressionStore(pool)
     container.limiter = RedisLimiter(redis)
     container.queue_view = QueueDelayView(redis)

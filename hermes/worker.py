@@ -89,7 +89,8 @@ def engine_runner(container: Container, webhooks: WebhookDispatcher | None = Non
     dispatcher (in this process) as they commit."""
     store = PostgresCascadeStore(container.pool, notice_writer=notices.writer(webhooks))
     return CascadeRunner(container.nats, store, container.accounts,
-                         notice_sink=notices.collect, queue_meter=container.queue_meter)
+                         notice_sink=notices.collect, queue_meter=container.queue_meter,
+                         linger_s=container.settings.batch_linger_ms / 1000)
 
 
 async def _run_parts(container: Container, stop: asyncio.Event) -> None:

@@ -90,12 +90,17 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# A turn waits `linger_s` for more work only while fewer than this many messages wait:
+# with more, the turn is large enough already.
+LINGER_BELOW = 64
+
+
 class CascadeRunner:
     def __init__(self, nats: NatsConnection, store: PostgresCascadeStore,
                  accounts: AccountChooser, *, batch_size: int = 512, tick_s: float = 0.01,
                  notice_sink: NoticeSink | None = None,
                  clock: Callable[[], int] = now_ms,
-                 queue_meter: QueueDelayMeter | None = None) -> None:
+                 queue_meter: QueueDelayMeter | None = None, linger_s: float = 0.0) -> None:
         self.js_factory = nats.jetstream
         self.jobs = AckedPublisher(nats)  # delivery jobs, acknowledged in batches
         self.queue_meter = queue_meter
@@ -103,6 +108,7 @@ class CascadeRunner:
         self.accounts = accounts
         self.batch_size = batch_size
         self.tick_s = tick_s
+        self.linger_s = linger_s
         self.notice_sink = notice_sink
         self.clock = clock
         self.engine = _core.CascadeEngine(clock())
@@ -313,6 +319,9 @@ class CascadeRunner:
             msgs.append(await asyncio.wait_for(self.inbox.get(), self.tick_s))
         except TimeoutError:
             return msgs
+        if self.linger_s > 0 and len(self.inbox) < LINGER_BELOW:
+            # Little is queued: let more arrive, so one transaction carries many events.
+            await asyncio.sleep(self.linger_s)
         while len(msgs) < self.batch_size and not self.inbox.empty():
             msgs.append(self.inbox.get_nowait())
         self._observe(msgs)
@@ -619,6 +628,9 @@ class Inbox:
 
     def empty(self) -> bool:
         return not self.events and not self.commands
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.commands)
 
     def get_nowait(self) -> Msg:
         if self.events:

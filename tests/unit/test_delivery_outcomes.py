@@ -114,3 +114,35 @@ async def test_the_batcher_answers_each_caller_and_shares_a_failure() -> None:
         await batcher.submit(-1)
     assert await batcher.submit(4) == 8  # the helper keeps working after a failed batch
     await batcher.close()
+
+
+async def test_a_lingering_batcher_gathers_callers_that_arrive_within_its_linger() -> None:
+    sizes: list[int] = []
+
+    async def echo(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        return items
+
+    async def staggered(batcher: Batcher[int, int]) -> list[int]:
+        async def late(i: int) -> int:
+            await asyncio.sleep(0.005 * i)  # one caller every 5 ms
+            return await batcher.submit(i)
+        try:
+            return list(await asyncio.gather(*(late(i) for i in range(4))))
+        finally:
+            await batcher.close()
+
+    # At once: each caller that arrives alone gets a flush of its own.
+    assert await staggered(Batcher(echo, max_batch=100)) == [0, 1, 2, 3]
+    assert sizes == [1, 1, 1, 1]
+    sizes.clear()
+    # Lingering 100 ms: the four arrive within it and share one flush.
+    assert await staggered(Batcher(echo, max_batch=100, linger_s=0.1)) == [0, 1, 2, 3]
+    assert sizes == [4]
+    sizes.clear()
+    # With enough queued already (an eighth of max_batch), it does not wait.
+    busy: Batcher[int, int] = Batcher(echo, max_batch=8, linger_s=10.0)
+    async with asyncio.timeout(2):
+        assert await asyncio.gather(*(busy.submit(i) for i in range(3))) == [0, 1, 2]
+    await busy.close()
+    assert sizes == [3]

@@ -41,6 +41,8 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         ({"HERMES_ALLOW_PRIVATE_TARGETS": "10.0.0.0/8,not a_host!"}, "allow_private_targets"),
         ({"HERMES_MAX_QUEUE_DELAY_S": "-1"}, "max_queue_delay_s"),
         ({"HERMES_GC_GEN0_THRESHOLD": "-5"}, "gc_gen0_threshold"),
+        ({"HERMES_BATCH_LINGER_MS": "-1"}, "batch_linger_ms"),
+        ({"HERMES_BATCH_LINGER_MS": "5000"}, "batch_linger_ms"),
     ],
 )
 def test_bad_values_are_reported_by_name(env: dict[str, str], message: str) -> None:
@@ -73,6 +75,7 @@ def test_every_field_has_an_environment_variable() -> None:
 def _sample(name: str) -> str:
     samples = {"api_port": "8123", "max_body_bytes": "1024", "db_pool_min": "1",
                "db_pool_max": "3", "shard_count": "2", "readiness_timeout_s": "0.5",
+               "batch_linger_ms": "2.5",
                "rate_limit_per_s": "2.5", "rate_limit_burst": "5", "daily_quota": "100",
                "max_queue_delay_s": "2.5", "gc_gen0_threshold": "1000",
                "log_level": "debug", "log_format": "json", "worker_metrics_port": "9465",

@@ -121,16 +121,17 @@ WHERE a.id = q.id AND a.status = 'sending'
 
 
 class PostgresAttemptStore:
-    def __init__(self, pool: AsyncConnectionPool, *, max_batch: int = 500) -> None:
+    def __init__(self, pool: AsyncConnectionPool, *, max_batch: int = 500,
+                 linger_s: float = 0.0) -> None:
         self.pool = pool
-        self._claims: Batcher[UUID, bool] = Batcher(self._claim_many, max_batch=max_batch,
-                                                    name="attempt-claims")
+        self._claims: Batcher[UUID, bool] = Batcher(
+            self._claim_many, max_batch=max_batch, name="attempt-claims", linger_s=linger_s)
         self._answers: Batcher[Answer, Exception | None] = Batcher(
-            self._answer_many, max_batch=max_batch, name="attempt-answers")
+            self._answer_many, max_batch=max_batch, name="attempt-answers", linger_s=linger_s)
         self._lookups: Batcher[tuple[UUID, str], AttemptRow | None] = Batcher(
-            self._lookup_many, max_batch=max_batch, name="attempt-lookups")
+            self._lookup_many, max_batch=max_batch, name="attempt-lookups", linger_s=linger_s)
         self._advances: Batcher[_Advance, bool] = Batcher(
-            self._advance_many, max_batch=max_batch, name="attempt-advances")
+            self._advance_many, max_batch=max_batch, name="attempt-advances", linger_s=linger_s)
 
     async def close(self) -> None:
         for batcher in (self._claims, self._answers, self._lookups, self._advances):
