@@ -175,12 +175,12 @@ class GroupCommitWriter:
         async with self.pool.connection() as conn:
             if not keyed:
                 # One statement on an autocommit connection: one round trip, one commit.
-                await conn.execute(_INSERT_PLAIN, _plain_params(plain))
+                await conn.execute(_INSERT_PLAIN, _plain_params(plain), prepare=True)
                 return [Inserted(r.id) for r in rows]
             async with conn.transaction():
                 cur = conn.cursor()
                 if plain:
-                    await cur.execute(_INSERT_PLAIN, _plain_params(plain))
+                    await cur.execute(_INSERT_PLAIN, _plain_params(plain), prepare=True)
                 existing = await _insert_keyed(cur, keyed)
                 return [Inserted(r.id, existing.get(r.id)) for r in rows]
 

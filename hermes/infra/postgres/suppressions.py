@@ -87,7 +87,7 @@ class PostgresSuppressionStore:
         async with self.pool.connection() as conn:
             cur = await conn.execute(_LOOKUP_MANY, {
                 "ids": literal({t for t, _ in lookups}), "i": literal(index),
-                "t": literal(tenants), "k": literal(kinds), "a": literal(addresses)})
+                "t": literal(tenants), "k": literal(kinds), "a": literal(addresses)}, prepare=True)
             rows = await cur.fetchall()
         quiet: dict[UUID, dict[str, Any] | None] = {}
         found: list[set[tuple[str, str]]] = [set() for _ in lookups]
