@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -144,6 +145,12 @@ class WebhookDispatcher:
         self._sending: set[asyncio.Task[None]] = set()  # run's requests in flight
         self.handed_sent = 0
         self.handed_released = 0
+        # When run last claimed from the database, and whether something asked it to look
+        # (a notification, `wake`): offers alone do not, so a steady stream of handed
+        # claims costs no claim query per offer, while a poll still comes every interval.
+        self._claimed_at = float("-inf")
+        self._look = True
+        self.db_claims = 0
 
     def lease_until(self) -> datetime | None:
         """The lease for deliveries the caller claims for this dispatcher, or None when it
@@ -163,7 +170,7 @@ class WebhookDispatcher:
         # A claim must start early enough to end inside its lease.
         start_by = self.now() + self.lease - timedelta(seconds=self.timeout_s)
         self._handed.extend((c, start_by) for c in claims)
-        self.wake()
+        self._wake.set()
 
     def _take_handed(self, n: int) -> tuple[list[Claimed], list[Claimed]]:
         """Up to `n` handed claims to send now, and those too late to."""
@@ -188,7 +195,11 @@ class WebhookDispatcher:
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll."""
+        self._look = True
         self._wake.set()
+
+    def _claim_due(self) -> bool:
+        return self._look or time.monotonic() - self._claimed_at >= self.poll_interval_s
 
     def client(self) -> WireClient:
         if self._client is None:
@@ -229,21 +240,31 @@ class WebhookDispatcher:
                     await _first_of(stop, *in_flight)
                     continue
                 handed, late = self._take_handed(free)
-                await self._release(late)
+                if late:
+                    await self._release(late)
+                    self._look = True  # due now, for this dispatcher too
                 self.handed_sent += len(handed)
                 start(handed)
                 free -= len(handed)
                 if free <= 0:
                     continue
+                if not self._claim_due():
+                    await self._idle(stop)
+                    continue
+                self._look, self._claimed_at = False, time.monotonic()
                 try:
                     batch = await self._claim_batch(min(self.batch_size, free))
+                    self.db_claims += 1
                 except Exception as exc:
                     # PostgreSQL away: what is in flight finishes; claiming resumes when it is back.
                     log.warning("claiming webhook deliveries failed (%s); retrying", exc)
+                    self._look = True
                     await _first_of(stop, timeout=1.0)
                     continue
                 start(batch)
-                if len(batch) < min(self.batch_size, free) and not self._handed:
+                if len(batch) == min(self.batch_size, free):
+                    self._look = True  # a full batch: more may be due
+                elif not self._handed:
                     await self._idle(stop)
         finally:
             self._running = False
@@ -264,11 +285,13 @@ class WebhookDispatcher:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self._wake.clear()
-        if self._handed:
-            return  # offered since the loop last looked
+        if self._handed or self._look:
+            return  # offered or asked since the loop last looked
+        # Until the next poll is due (the poll interval after the last claim).
+        timeout = max(0.0, self._claimed_at + self.poll_interval_s - time.monotonic())
         woken = asyncio.ensure_future(self._wake.wait())
         try:
-            await _first_of(stop, woken, timeout=self.poll_interval_s)
+            await _first_of(stop, woken, timeout=timeout)
         finally:
             woken.cancel()
             with contextlib.suppress(asyncio.CancelledError):
