@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from hermes.webhooks.schedule import retry_delay
@@ -22,6 +23,12 @@ class Claimed:
     url: str
     secret: str
     enabled: bool
+
+    @classmethod
+    def from_row(cls, r: tuple[Any, ...]) -> Claimed:
+        """From a claim's row: id, attempts, payload text, endpoint id, url, secret, enabled."""
+        return cls(id=r[0], attempt=r[1], body=r[2].encode(), endpoint_id=r[3], url=r[4],
+                   secret=r[5], enabled=r[6])
 
 
 @dataclass(frozen=True, slots=True)

@@ -353,8 +353,7 @@ class WebhookDispatcher:
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_CLAIM, {"now": now, "n": n, "lease": now + self.lease})
             rows = await cur.fetchall()
-        return [Claimed(id=r[0], attempt=r[1], body=r[2].encode(), endpoint_id=r[3], url=r[4],
-                        secret=r[5], enabled=r[6]) for r in rows]
+        return [Claimed.from_row(r) for r in rows]
 
     @webhook_attempt
     async def _attempt(self, c: Claimed) -> Outcome:

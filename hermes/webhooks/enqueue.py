@@ -102,5 +102,4 @@ async def enqueue_claimed(
     if not events:
         return []
     cur = await conn.execute(_INSERT_CLAIMED, (lease_until, *_columns(events, now)))
-    return [Claimed(id=r[0], attempt=r[1], body=r[2].encode(), endpoint_id=r[3], url=r[4],
-                    secret=r[5], enabled=r[6]) for r in await cur.fetchall()]
+    return [Claimed.from_row(r) for r in await cur.fetchall()]
