@@ -21,6 +21,7 @@ from hermes.cascade.store import Batch, PostgresCascadeStore
 from hermes.webhooks import WebhookDispatcher
 from hermes.webhooks.delivery import Claimed
 from hermes.webhooks.enqueue import enqueue_claimed
+from hermes.webhooks.events import WebhookEvent
 from tests.integration.webhooks.conftest import (
     Receiver,
     Tenant,
@@ -28,6 +29,7 @@ from tests.integration.webhooks.conftest import (
     add_endpoint,
     event,
 )
+from tests.integration.webhooks.test_dispatch import Clock
 
 
 async def _rows(container: Container, tenant: Tenant) -> list[dict[str, Any]]:
@@ -49,6 +51,15 @@ async def _claim_due(container: Container, tenant: Tenant) -> int:
         row = await cur.fetchone()
     assert row is not None
     return int(row[0])
+
+
+async def _claim_for(container: Container, d: WebhookDispatcher,
+                     events: list[WebhookEvent]) -> list[Claimed]:
+    """Insert the events' deliveries claimed for `d`, as the engine does, and commit."""
+    until = d.lease_until()
+    assert until is not None
+    async with container.pool.connection() as conn, conn.transaction():
+        return await enqueue_claimed(conn, events, until)
 
 
 async def _running(d: WebhookDispatcher, stop: asyncio.Event) -> asyncio.Task[None]:
@@ -95,13 +106,9 @@ async def test_offered_claims_go_out_without_a_claim_or_a_notification(
     d = WebhookDispatcher(container.pool, listen=False, poll_interval_s=3600)
     task = await _running(d, stop)
     try:
-        until = d.lease_until()
-        assert until is not None
         claims: list[Claimed] = []
         for i in range(2):  # two offers, as two engine turns make them
-            async with container.pool.connection() as conn, conn.transaction():
-                claims += await enqueue_claimed(conn, [event(tenant, "message.delivered")],
-                                                until)
+            claims += await _claim_for(container, d, [event(tenant, "message.delivered")])
             d.offer(claims[i:])
             await receiver.wait_until(
                 lambda n=i + 1: [r.path for r in receiver.requests].count("/handed") == n)
@@ -175,20 +182,16 @@ async def test_a_busy_dispatcher_takes_no_claims_and_stop_releases_what_waits(
     d = WebhookDispatcher(container.pool, listen=False, poll_interval_s=3600, max_in_flight=1)
     task = await _running(d, stop)
     try:
-        until = d.lease_until()
-        assert until is not None
-        async with container.pool.connection() as conn, conn.transaction():
-            first = await enqueue_claimed(conn, [event(slow)], until)
-            second = await enqueue_claimed(conn, [event(waiting)], until)
+        first = await _claim_for(container, d, [event(slow)])
+        second = await _claim_for(container, d, [event(waiting)])  # asked while there was room
         d.offer(first)
         await receiver.wait_until(lambda: any(r.path == "/slow" for r in receiver.requests))
         assert d.lease_until() is None  # its one slot is taken
         d.offer(second)  # offered anyway (an engine that asked earlier): it waits
         await asyncio.sleep(0.1)
-        stop.set()
-        await asyncio.wait_for(task, timeout=10)
     finally:
         stop.set()
+        await asyncio.wait_for(task, timeout=10)
     assert d.lease_until() is None  # not running
     assert not any(r.path == "/waiting" for r in receiver.requests)
     # The slow one finished and was recorded; the waiting one is free for any dispatcher,
@@ -206,21 +209,12 @@ async def test_a_claim_that_waited_past_its_margin_is_released_and_claimed_afres
 ) -> None:
     await add_endpoint(container, tenant, receiver.url("/late"))
 
-    class Clock:
-        t = datetime.now(UTC)
-
-        def __call__(self) -> datetime:
-            return self.t
-
     clock = Clock()
     stop = asyncio.Event()
     d = WebhookDispatcher(container.pool, listen=False, poll_interval_s=3600, now=clock)
     task = await _running(d, stop)
     try:
-        until = d.lease_until()
-        assert until is not None
-        async with container.pool.connection() as conn, conn.transaction():
-            claims = await enqueue_claimed(conn, [event(tenant)], until)
+        claims = await _claim_for(container, d, [event(tenant)])
         # Offered, and the clock passes its margin before the loop gets to look at it
         # (nothing awaits in between).
         d.offer(claims)
