@@ -83,10 +83,9 @@ async def subscribe_sandbox(settings: Settings) -> None:
         r.raise_for_status()
 
 
-def engine_runner(container: Container, webhooks: WebhookDispatcher | None = None
-                  ) -> CascadeRunner:
-    """The cascade engine; with `webhooks`, the deliveries it queues are handed to that
-    dispatcher (in this process) as they commit."""
+def engine_runner(container: Container, webhooks: WebhookDispatcher) -> CascadeRunner:
+    """The cascade engine; the webhook deliveries it queues are handed to `webhooks`, the
+    dispatcher in this process, as they commit (while it has room)."""
     store = PostgresCascadeStore(container.pool, notice_writer=notices.writer(webhooks))
     return CascadeRunner(container.nats, store, container.accounts,
                          notice_sink=notices.collect, queue_meter=container.queue_meter,
