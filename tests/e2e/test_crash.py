@@ -435,6 +435,10 @@ def _shard_holders(h: Deployment) -> dict[int, int]:
     return {int(pid): int(n) for pid, n in rows}
 
 
+def _logs(*procs: ChildProcess) -> str:
+    return "\n".join(f"--- {p.name} (running: {p.running()})\n{p.log_tail(40)}" for p in procs)
+
+
 @pytest.mark.timeout(180)
 async def test_a_second_worker_takes_over_when_one_is_killed(tenant: Deployment) -> None:
     h = tenant
@@ -445,7 +449,7 @@ async def test_a_second_worker_takes_over_when_one_is_killed(tenant: Deployment)
         # The two workers split the 16 shards between them.
         deadline = time.monotonic() + 30
         while sorted(_shard_holders(h).values()) != [8, 8]:
-            assert time.monotonic() < deadline, _shard_holders(h)
+            assert time.monotonic() < deadline, (_shard_holders(h), _logs(h.worker, second))
             await asyncio.sleep(0.2)
         sender = Sender(h, concurrency=16)
         burst = asyncio.create_task(sender.burst(200))
@@ -458,7 +462,7 @@ async def test_a_second_worker_takes_over_when_one_is_killed(tenant: Deployment)
         assert sender.accepted == 200, sender.statuses
         deadline = time.monotonic() + 15
         while list(_shard_holders(h).values()) != [16]:
-            assert time.monotonic() < deadline, _shard_holders(h)
+            assert time.monotonic() < deadline, (_shard_holders(h), _logs(h.worker, second))
             await asyncio.sleep(0.2)
         await settle(h)
         await wait_window_closed(h, DELIVERY_ACK_WAIT_S + 15)
