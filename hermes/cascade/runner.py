@@ -44,6 +44,7 @@ from hermes.domain.jobs import (
 from hermes.infra.nats.connection import NatsConnection
 from hermes.infra.nats.publisher import AckedPublisher
 from hermes.infra.redis.queue_delay import QueueDelayMeter
+from hermes.infra.tasks import cancel_and_wait
 from hermes.observability import metrics, tracing
 from hermes.observability.engine import EngineTrace
 
@@ -190,11 +191,7 @@ class CascadeRunner:
                 msgs = await self._take()
                 await self.turn(msgs)
         finally:
-            for f in fetchers:
-                f.cancel()
-            for f in fetchers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await f
+            await cancel_and_wait(*fetchers)
             # Anything fetched but not processed goes back for redelivery.
             while not self.inbox.empty():
                 with contextlib.suppress(Exception):
@@ -724,11 +721,9 @@ class _ShardConsumers:
     async def stop(self, *, drain: bool) -> None:
         """Stop fetching; with `drain`, process what was already fetched first."""
         fetchers, self.fetchers = self.fetchers, []
-        for f in fetchers:
-            f.cancel()
-        for f in fetchers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await f
+        # Cancelled until they end: a fetcher that missed a cancellation (see
+        # hermes.infra.tasks) would keep this engine from ever changing its shards.
+        await cancel_and_wait(*fetchers)
         while drain and not self.runner.inbox.empty():
             await self.runner.turn(self.runner.drain_inbox())
 

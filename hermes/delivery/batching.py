@@ -13,9 +13,10 @@ caller's CPU per item is then several times what it is under load.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+
+from hermes.infra.tasks import cancel_and_wait
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -61,8 +62,5 @@ class Batcher(Generic[T, R]):
                         fut.set_result(result)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)

@@ -39,6 +39,7 @@ from hermes.infra.nats.connection import NatsConnection
 from hermes.infra.nats.publisher import AckedPublisher
 from hermes.infra.postgres.attempts import Answer, AttemptRow, PostgresAttemptStore
 from hermes.infra.redis.queue_delay import QueueDelayMeter
+from hermes.infra.tasks import cancel_and_wait
 from hermes.observability import hooks, metrics
 from hermes.ports import Limiter
 from hermes.providers.accounts import AccountDirectory, ensure_sandbox_accounts
@@ -182,9 +183,7 @@ class DeliveryWorker:
         finally:
             if tasks:
                 await asyncio.wait(tasks, timeout=self.drain_timeout)
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
+            await cancel_and_wait(keepalive)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
             await self.acked.close()

@@ -39,6 +39,7 @@ import hermes
 from hermes.infra.http.ssrf import TargetPolicy, guarded_resolve, literal_refusal
 from hermes.infra.http.wire import WireClient, WireError
 from hermes.infra.postgres.arrays import literal as array
+from hermes.infra.tasks import cancel_and_wait
 from hermes.observability.hooks import webhook_attempt
 from hermes.webhooks.delivery import GONE_REASON, Claimed, Outcome, classify
 from hermes.webhooks.enqueue import NOTIFY_CHANNEL
@@ -268,10 +269,7 @@ class WebhookDispatcher:
                     await self._idle(stop)
         finally:
             self._running = False
-            if listener is not None:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+            await cancel_and_wait(listener)
             # What was handed over and not started goes back to the database for any
             # dispatcher; what is in flight finishes and is recorded.
             waiting = [c for c, _ in self._handed]

@@ -14,6 +14,8 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from hermes.infra.tasks import cancel_and_wait
+
 log = logging.getLogger("hermes.nats")
 
 
@@ -74,9 +76,7 @@ class NatsConnection:
 
     async def close(self) -> None:
         if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         if self._nc is not None and not self._nc.is_closed:
             with contextlib.suppress(Exception):
                 await self._nc.drain()

@@ -34,6 +34,7 @@ from nats.aio.subscription import Subscription
 
 from hermes.domain.jobs import StartCommand, cascade_subject
 from hermes.infra.nats.connection import NatsConnection
+from hermes.infra.tasks import cancel_and_wait
 from hermes.observability import metrics, tracing
 
 log = logging.getLogger("hermes.publisher")
@@ -194,10 +195,7 @@ class StartPublisher:
             # Out of nats-py's buffer and through the server before the process goes.
             with contextlib.suppress(Exception):
                 await nc.flush(timeout=max(1, round(drain_timeout)))
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        await cancel_and_wait(self.task)
         await self.acked.close()
 
     async def _run(self) -> None:

@@ -9,7 +9,6 @@ hundreds of messages per fsync and an idle one commits at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +19,7 @@ from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
 from hermes.infra.postgres.arrays import literal as array
+from hermes.infra.tasks import cancel_and_wait
 
 log = logging.getLogger("hermes.store")
 
@@ -127,11 +127,7 @@ class GroupCommitWriter:
                       for i in range(self.writers)]
 
     async def stop(self) -> None:
-        for t in self.tasks:
-            t.cancel()
-        for t in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel_and_wait(*self.tasks)
         # Nothing queued may be left hanging: fail it, so its request gets a 503.
         while not self.queue.empty():
             p = self.queue.get_nowait()
