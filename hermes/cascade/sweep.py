@@ -6,6 +6,16 @@ was created. The sweep publishes its start command again; `Nats-Msg-Id`
 drops the repeat while JetStream still remembers the first, and the engine
 ignores a start for a cascade that already started.
 
+An engine that is behind leaves the same trace for messages whose start is only
+waiting in the stream. Re-publishing those would be work for nothing exactly when
+there is least room for it. A start is published within the grace of its commit,
+and the stream keeps a shard's commands until the engine has taken them, in order:
+so while the oldest command still in the message's shard was published no later
+than the grace after the message was created, its start may be waiting there, and
+it is passed over. Once the shard's backlog has moved past that, or the shard holds
+nothing, it is re-published. (The grace also absorbs the clocks of PostgreSQL and
+NATS being a little apart.)
+
 It also re-publishes cancels that were recorded but whose message is still open after
 30 s (the API's publish after the record may have failed), and every minute or so it
 forgets idempotency keys older than 24 hours.
@@ -17,14 +27,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import msgspec
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from psycopg_pool import AsyncConnectionPool
 
 from hermes.domain.jobs import ENCODER, CancelCommand, StartCommand, cancel_msg_id, cascade_subject
 from hermes.infra.nats.publisher import start_msg_id
+from hermes.infra.nats.streams import CASCADE_STREAM
 from hermes.infra.postgres.messages import release_expired_keys
 
 log = logging.getLogger("hermes.sweep")
@@ -41,6 +54,7 @@ class RecoverySweep:
         self.interval_s = interval_s
         self.limit = limit
         self.republished = 0
+        self.passed_over = 0  # unstarted messages whose start may still wait in the stream
         self.stuck = 0
         self.keys_released = 0
         self.cancels_redriven = 0
@@ -82,26 +96,55 @@ class RecoverySweep:
                       len(stuck), ", ".join(str(s) for s in stuck[:10]))
         return stuck
 
-    async def once(self) -> int:
+    async def once(self) -> list[UUID]:
+        """Re-publish the start of every unstarted message older than the grace whose start
+        cannot be waiting in its shard's backlog; the ids re-published."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT id, tenant_id, mode, shard, spec::text FROM messages"
+                "SELECT id, tenant_id, mode, shard, spec::text, created_at FROM messages"
                 " WHERE started_at IS NULL AND finished_at IS NULL"
                 " AND created_at < now() - make_interval(secs => %s)"
                 " ORDER BY created_at LIMIT %s",
                 (self.grace_s, self.limit))
             rows = await cur.fetchall()
         if not rows:
-            return 0
+            return []
         js = self.js_factory()
-        for mid, tenant_id, mode, shard, spec in rows:
+        oldest = await self._oldest_waiting(js, sorted({r[3] for r in rows}))
+        grace = timedelta(seconds=self.grace_s)
+        republished: list[UUID] = []
+        for mid, tenant_id, mode, shard, spec, created_at in rows:
+            waiting = oldest.get(shard)
+            if waiting is not None and waiting <= created_at + grace:
+                # A start is published within the grace of its commit: this one may be in
+                # the backlog, and the engine will get to it.
+                self.passed_over += 1
+                continue
             cmd = StartCommand(id=mid, tenant_id=tenant_id, mode=mode, shard=shard,
                                spec=msgspec.Raw(spec.encode()))
             await js.publish(cascade_subject(shard), ENCODER.encode(cmd),
                              headers={"Nats-Msg-Id": start_msg_id(mid)}, timeout=5)
-        self.republished += len(rows)
-        log.info("recovery sweep re-published %d unstarted messages", len(rows))
-        return len(rows)
+            republished.append(mid)
+        if republished:
+            self.republished += len(republished)
+            log.info("recovery sweep re-published %d unstarted messages", len(republished))
+        return republished
+
+    async def _oldest_waiting(self, js: JetStreamContext,
+                              shards: list[int]) -> dict[int, datetime | None]:
+        """When the oldest command still in each shard's subject of the engine's stream was
+        published (None: nothing waits there). Consumed commands leave a work-queue stream
+        once acknowledged, so this is how far the shard's engine has got."""
+        oldest: dict[int, datetime | None] = {}
+        for shard in shards:
+            try:
+                msg = await js.get_msg(CASCADE_STREAM, seq=1, subject=cascade_subject(shard),
+                                       next=True)
+            except NotFoundError:
+                oldest[shard] = None
+            else:
+                oldest[shard] = msg.time
+        return oldest
 
     async def redrive_cancels(self) -> int:
         """Publish again the cancels recorded at least `cancel_grace_s` ago (in the last

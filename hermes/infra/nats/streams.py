@@ -10,6 +10,9 @@ from nats.js.errors import NotFoundError
 # The outbox sweep re-drives well inside this window.
 DUPLICATE_WINDOW_S = 120.0
 
+# The engine's commands (starts and cancels), one subject per shard.
+CASCADE_STREAM = "HERMES_CASCADE"
+
 def _work_queue(name: str, subject: str) -> StreamConfig:
     # Work-queue retention: a message is gone once its one consumer acks it.
     return StreamConfig(
@@ -24,7 +27,7 @@ def _work_queue(name: str, subject: str) -> StreamConfig:
 
 STREAMS: tuple[StreamConfig, ...] = (
     # Cascade commands for the engine, partitioned by shard: hermes.cascade.<shard>.
-    _work_queue("HERMES_CASCADE", "hermes.cascade.>"),
+    _work_queue(CASCADE_STREAM, "hermes.cascade.>"),
     # Delivery jobs per channel: hermes.deliver.<channel>.
     _work_queue("HERMES_DELIVER", "hermes.deliver.>"),
     # Attempt results and receipts back to the engine: hermes.events.<shard>.
