@@ -157,6 +157,7 @@ class _HealthDict(TypedDict):
     latency_ewma_ms: float | None
     samples: int
     consecutive_failures: int
+    failure_rate: float
     reopens_at_ms: int | None
 
 @final
@@ -170,6 +171,7 @@ class Router:
         consecutive_failures: int = 5,
         failure_rate: float = 0.5,
         min_samples: int = 10,
+        failure_window: int = 20,
         cooldown_ms: int = 30_000,
         probe_timeout_ms: int = 30_000,
     ) -> Router: ...

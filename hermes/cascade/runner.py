@@ -437,7 +437,7 @@ class CascadeRunner:
         if isinstance(ev, ReceiptNotice):
             return [{**base, "type": "receipt", "status": ev.status}]
         # The result carries no latency; None leaves the latency average untouched.
-        self.accounts.record(ev.account_id, ev.outcome == "accepted", None, now)
+        self.accounts.record(ev.account_id, account_answered(ev), None, now)
         if ev.outcome == "accepted":
             return [{**base, "type": "accepted", "account": str(ev.account_id)}]
         return [{**base, "type": ev.outcome, "retryable": ev.retryable,
@@ -602,6 +602,18 @@ class CascadeRunner:
                 # by itself if this job never arrives.
                 log.warning("publish of job %s of message %s failed: %s", job.attempt_id,
                             job.message_id, failed)
+
+
+def account_answered(result: AttemptResult) -> bool:
+    """Whether an attempt's result speaks for its account's health (routing, the breaker).
+
+    A provider that refuses one message (a number it cannot reach, content it will not
+    carry) is working: counting that against it would let one tenant's bad recipients
+    open the breaker of an account others share. One that refuses the account's
+    credentials, fails or does not answer is not."""
+    if result.outcome == "accepted":
+        return True
+    return result.outcome == "rejected" and result.code != "provider.auth_failed"
 
 
 class Inbox:

@@ -319,6 +319,31 @@ async def test_provider_error_fails_over_within_the_step(
         assert second.account_id != first.account_id
 
 
+async def test_an_account_is_judged_by_whether_it_answered_not_by_the_message(
+    container: Container, env: dict[str, Any]
+) -> None:
+    # Routing health: a provider refusing one message is working; one refusing the
+    # account's credentials, or failing, is not.
+    clock = Clock(_now())
+    chooser: FakeChooser = env["chooser"]
+    results = [("accepted", None, True), ("rejected", "provider.rejected", True),
+               ("rejected", "provider.auth_failed", False),
+               ("provider_error", "provider.unavailable", False)]
+    async with Running(container, chooser, clock):
+        for outcome, code, healthy in results:
+            mid = await _submit(container, env["tenant"].id, SEED_STEPS, clock)
+            job = await _next_job(env, mid)
+            chooser.recorded.clear()
+            extra: dict[str, Any] = {"provider_message_id": "pm-1"} if code is None else {
+                "code": code, "retryable": code != "provider.rejected"}
+            await _send(container, _result(job, outcome, **extra), f"{job.attempt_id}:r")
+            deadline = asyncio.get_running_loop().time() + 10
+            while not chooser.recorded:
+                assert asyncio.get_running_loop().time() < deadline, (outcome, code)
+                await asyncio.sleep(0.02)
+            assert chooser.recorded == [(job.account_id, healthy)], (outcome, code)
+
+
 async def test_timers_survive_an_engine_restart(container: Container, env: dict[str, Any]) -> None:
     clock = Clock(_now())
     mid = await _submit(container, env["tenant"].id, SEED_STEPS, clock)

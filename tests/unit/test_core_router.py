@@ -89,4 +89,24 @@ def test_bad_arguments_raise() -> None:
         r.select("t1", "sms", "USA", NOW)
     with pytest.raises(ValueError):
         _core.Router(ewma_alpha=0.0)
+    for window in (0, 65):
+        with pytest.raises(ValueError, match="failure_window"):
+            _core.Router(failure_window=window)
     assert len(r) == 3
+
+
+def test_a_busy_account_failing_one_send_in_ten_keeps_its_breaker_closed() -> None:
+    # The defaults: five failures in a row, or half of the last 20 outcomes. Failures one
+    # in ten, in runs of four (the old failure-rate EWMA, weight 0.2, passed 50% on each).
+    r = _core.Router()
+    r.add_account("a", "t1", "sms")
+    for i in range(3_000):
+        r.record_outcome("a", i % 40 < 36, NOW + i)
+        assert r.health("a", NOW + i)["breaker"] == "closed", (i, r.health("a", NOW + i))
+    health = r.health("a", NOW + 3_000)
+    assert 1.0 - health["success_ewma"] >= 0.5  # just after a run: the EWMA alone would trip
+    assert health["failure_rate"] == pytest.approx(4 / 20)
+    # Half of the last 20 failing opens it.
+    for i in range(20):
+        r.record_outcome("a", i % 2 == 0, NOW + 4_000 + i)
+    assert r.health("a", NOW + 4_020)["breaker"] == "open"

@@ -5,7 +5,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::router::{self, seed_for, AccountSpec, HealthConfig, Selection};
+use crate::router::{self, seed_for, AccountSpec, HealthConfig, Selection, MAX_FAILURE_WINDOW};
 use crate::validate::Channel;
 
 fn channel(name: &str) -> PyResult<Channel> {
@@ -33,12 +33,14 @@ pub(crate) struct PyRouter {
 #[pymethods]
 impl PyRouter {
     #[new]
-    #[pyo3(signature = (*, ewma_alpha=0.2, consecutive_failures=5, failure_rate=0.5, min_samples=10, cooldown_ms=30_000, probe_timeout_ms=30_000))]
+    #[pyo3(signature = (*, ewma_alpha=0.2, consecutive_failures=5, failure_rate=0.5, min_samples=10, failure_window=20, cooldown_ms=30_000, probe_timeout_ms=30_000))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         ewma_alpha: f64,
         consecutive_failures: u32,
         failure_rate: f64,
         min_samples: u32,
+        failure_window: u32,
         cooldown_ms: i64,
         probe_timeout_ms: i64,
     ) -> PyResult<Self> {
@@ -48,7 +50,10 @@ impl PyRouter {
         if !(0.0..=1.0).contains(&failure_rate) || consecutive_failures == 0 || cooldown_ms < 0 || probe_timeout_ms < 0 {
             return Err(PyValueError::new_err("failure_rate in [0, 1], consecutive_failures >= 1, times >= 0"));
         }
-        let config = HealthConfig { ewma_alpha, consecutive_failures, failure_rate, min_samples, cooldown_ms, probe_timeout_ms };
+        if !(1..=MAX_FAILURE_WINDOW).contains(&failure_window) {
+            return Err(PyValueError::new_err(format!("failure_window must be in [1, {MAX_FAILURE_WINDOW}]")));
+        }
+        let config = HealthConfig { ewma_alpha, consecutive_failures, failure_rate, min_samples, failure_window, cooldown_ms, probe_timeout_ms };
         Ok(PyRouter { inner: router::Router::new(config) })
     }
 
@@ -141,6 +146,7 @@ impl PyRouter {
         d.set_item("latency_ewma_ms", h.latency_ewma_ms)?;
         d.set_item("samples", h.samples)?;
         d.set_item("consecutive_failures", h.consecutive_failures)?;
+        d.set_item("failure_rate", h.failure_rate(cfg))?;
         d.set_item("reopens_at_ms", h.reopens_at(cfg))?;
         Ok(d)
     }

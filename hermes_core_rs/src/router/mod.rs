@@ -24,7 +24,7 @@ mod tests;
 use std::collections::HashMap;
 
 use crate::validate::Channel;
-pub use health::{Breaker, Health, HealthConfig};
+pub use health::{Breaker, Health, HealthConfig, MAX_FAILURE_WINDOW};
 pub use select::{seed_for, Candidate, Selection, Verdict};
 
 /// A provider account as the tenant configured it.
