@@ -13,8 +13,8 @@ and the stream keeps a shard's commands until the engine has taken them, in orde
 so while the oldest command still in the message's shard was published no later
 than the grace after the message was created, its start may be waiting there, and
 it is passed over. Once the shard's backlog has moved past that, or the shard holds
-nothing, it is re-published. (The grace also absorbs the clocks of PostgreSQL and
-NATS being a little apart.)
+nothing, it is re-published. (`created_at` is the API's clock and the publish time
+NATS's: the grace also absorbs the two being a little apart.)
 
 It also re-publishes cancels that were recorded but whose message is still open after
 30 s (the API's publish after the record may have failed), and every minute or so it
