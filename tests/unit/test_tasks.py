@@ -101,5 +101,5 @@ async def test_shard_consumers_stop_even_when_a_fetch_swallows_the_cancellation(
                                                     cast(Any, sub), stop))]
     await asyncio.sleep(0.05)
     await asyncio.wait_for(consumers.stop(drain=False), 5)
-    assert sub.swallowed == 1 and sub.fetches == 2
+    assert sub.swallowed == 1 and sub.fetches >= 2  # it did fetch again after the lost cancel
     assert consumers.fetchers == []
