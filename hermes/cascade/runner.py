@@ -43,6 +43,7 @@ from hermes.domain.jobs import (
 )
 from hermes.infra.nats.connection import NatsConnection
 from hermes.infra.nats.publisher import AckedPublisher
+from hermes.infra.nats.streams import CASCADE_STREAM
 from hermes.infra.redis.queue_delay import QueueDelayMeter
 from hermes.infra.tasks import cancel_and_wait
 from hermes.observability import metrics, tracing
@@ -179,7 +180,7 @@ class CascadeRunner:
         js = self.js_factory()
         subs = [
             await js.pull_subscribe("hermes.cascade.>", durable=f"{durable_prefix}-commands",
-                                    stream="HERMES_CASCADE"),
+                                    stream=CASCADE_STREAM),
             await js.pull_subscribe("hermes.events.>", durable=f"{durable_prefix}-events",
                                     stream="HERMES_EVENTS"),
         ]
@@ -664,7 +665,7 @@ class Inbox:
 
 
 # The engine's streams: where commands and events for shard N are published.
-_ENGINE_STREAMS = (("HERMES_CASCADE", "hermes.cascade", "commands"),
+_ENGINE_STREAMS = ((CASCADE_STREAM, "hermes.cascade", "commands"),
                    ("HERMES_EVENTS", "hermes.events", "events"))
 _EVENTS_PREFIX = _ENGINE_STREAMS[1][1] + "."
 

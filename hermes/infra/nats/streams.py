@@ -13,6 +13,7 @@ DUPLICATE_WINDOW_S = 120.0
 # The engine's commands (starts and cancels), one subject per shard.
 CASCADE_STREAM = "HERMES_CASCADE"
 
+
 def _work_queue(name: str, subject: str) -> StreamConfig:
     # Work-queue retention: a message is gone once its one consumer acks it.
     return StreamConfig(
