@@ -79,6 +79,16 @@ class FakeChooser:
         self.recorded.append((account_id, success))
 
 
+async def close_open_cascades(container: Container) -> None:
+    """Finish every open cascade. An engine under test rebuilds every open cascade from
+    PostgreSQL: cascades other tests left open would fire their timers into this test's
+    queues (under the virtual clock, all at once), burying the jobs a test waits for."""
+    async with container.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE messages SET started_at = coalesce(started_at, now()),"
+            " finished_at = now(), next_deadline = NULL WHERE finished_at IS NULL")
+
+
 @pytest.fixture
 async def env(container: Container) -> AsyncIterator[dict[str, Any]]:
     js = container.nats.jetstream()
@@ -89,13 +99,7 @@ async def env(container: Container) -> AsyncIterator[dict[str, Any]]:
         # Work-queue streams allow one consumer per subject: clear what other tests left.
         for info in await js.consumers_info(s.name):
             await js.delete_consumer(s.name, info.name)
-    # The engine under test rebuilds every open cascade from PostgreSQL: cascades other
-    # tests left open would fire their timers into this test's queues (under the virtual
-    # clock, all at once), burying the jobs a test waits for.
-    async with container.pool.connection() as conn:
-        await conn.execute(
-            "UPDATE messages SET started_at = coalesce(started_at, now()),"
-            " finished_at = now(), next_deadline = NULL WHERE finished_at IS NULL")
+    await close_open_cascades(container)
     tenant = await container.tenants.create_tenant(f"eng-{uuid.uuid4().hex[:6]}")
     accounts: dict[str, list[Account]] = {}
     async with container.pool.connection() as conn:

@@ -25,7 +25,13 @@ from hermes.domain.jobs import ENCODER, JOB_DECODER, DeliveryJob, StartCommand, 
 from hermes.domain.messages import Address, Content, MessageSpec, StepSpec
 from hermes.infra.nats.streams import STREAMS, ensure_streams
 from hermes.infra.postgres.messages import NewMessage
-from tests.integration.test_cascade_engine import Account, Clock, FakeChooser, _now
+from tests.integration.test_cascade_engine import (
+    Account,
+    Clock,
+    FakeChooser,
+    _now,
+    close_open_cascades,
+)
 
 SHARDS = 16
 STEPS = [StepSpec("sms", 30_000, "delivered"), StepSpec("email", 30_000, "delivered")]
@@ -79,6 +85,7 @@ async def env(container: Container) -> AsyncIterator[dict[str, Any]]:
         await js.purge_stream(s.name)
         for info in await js.consumers_info(s.name):
             await js.delete_consumer(s.name, info.name)
+    await close_open_cascades(container)  # the workers under test would rebuild them
     tenant = await container.tenants.create_tenant(f"lease-{uuid.uuid4().hex[:6]}")
     accounts: dict[str, list[Account]] = {}
     async with container.pool.connection() as conn:
