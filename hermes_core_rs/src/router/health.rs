@@ -18,7 +18,7 @@
 //! weight of 0.2, three failures in a row took a provider failing one send in ten
 //! past 50%, so a busy account's breaker opened every few thousand sends on noise.
 //! Over 20 outcomes, 10 failures at a true rate of 10% have a chance of about 7 in
-//! a million. The EWMA still ranks accounts for routing.
+//! a million. The EWMAs are still kept and reported (`health`, `explain`).
 
 /// Tuning of health tracking, shared by every account of a router.
 #[derive(Debug, Clone, Copy, PartialEq)]
