@@ -1,8 +1,9 @@
 """What Litestar's handler call costs per request, against the paths around it.
 
 Each variant answers `POST /v1/messages` with the same constant 202 body, served exactly as
-`hermes api` serves Hermes (uvicorn, one process, the same collector tuning); the
-harness's load generator drives each in turn (64 keep-alive clients, closed loop):
+`hermes api` serves Hermes (`hermes.api.server.serve_options`, one process, the same
+collector tuning); the harness's load generator drives each in turn (64 keep-alive
+clients, closed loop):
 
 - `raw`: a bare ASGI app, no framework (uvicorn's own floor);
 - `route-middleware`: a Litestar route whose middleware answers (`hermes.api.lean`'s path);
@@ -127,12 +128,12 @@ def app(variant: str) -> ASGIApp:
 def serve(variant: str, port: int) -> None:
     import uvicorn
 
+    from hermes.api.server import serve_options
     from hermes.observability.setup import tune_gc
     from hermes.settings import DEFAULT_GC_GEN0_THRESHOLD
 
     tune_gc(DEFAULT_GC_GEN0_THRESHOLD)  # as hermes.cli.cmd_api does
-    uvicorn.run(app(variant), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)
+    uvicorn.run(app(variant), **serve_options("127.0.0.1", port, "warning"))
 
 
 def _free_port() -> int:

@@ -38,19 +38,14 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hermes.api.app import create_app
+    from hermes.api.server import serve_options
 
     settings = _settings(args, api_port=args.port, api_host=args.host)
     _require_master_key(settings)
     setup_process("api", settings)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # uvicorn's loggers go through ours (text or JSON)
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    # uvicorn's loggers go through ours (text or JSON): log_config=None.
+    uvicorn.run(create_app(settings), log_config=None,
+                **serve_options(settings.api_host, settings.api_port, settings.log_level.lower()))
     return 0
 
 

@@ -1,6 +1,7 @@
 """The web side of the Celery baseline: `python -m benches.harness.celery_web --port N`.
 
-A Litestar app served as `hermes api` serves Hermes (uvicorn, one process):
+A Litestar app served as `hermes api` serves Hermes (`hermes.api.server.serve_options`,
+one process):
 
 - `POST /v1/messages` takes the body Hermes takes for these runs (`to`, `body`, `steps`
   with `channel` and `timeout`), records the cascade in Redis, queues `send_step` for its
@@ -133,13 +134,14 @@ def create_app() -> Litestar:
 def main() -> int:
     import uvicorn
 
+    from hermes.api.server import serve_options
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     # As hermes.cli.cmd_api runs the API (and benches.harness.trivial its baseline).
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning",
-                access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.run(create_app(), **serve_options(args.host, args.port, "warning"))
     return 0
 
 

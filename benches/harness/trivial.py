@@ -3,8 +3,9 @@
     python -m benches.harness.trivial --port N
 
 `POST /v1/messages` answers 202 with a constant JSON body: no auth, no body read, no
-I/O. `serve` passes uvicorn the same arguments `hermes.cli.cmd_api` does (one process,
-uvicorn's automatic choice of event loop and HTTP parser, no access log, the same
+I/O. `serve` passes uvicorn the same arguments `hermes.cli.cmd_api` does
+(`hermes.api.server.serve_options`: one process, uvicorn's automatic choice of event loop,
+the HTTP protocol that sends each answer in one write, no access log; and the same
 garbage-collector tuning), so the ratio
 against the real endpoint measures Hermes's work per request, not server settings.
 """
@@ -33,13 +34,13 @@ def create_app() -> Litestar:
 def serve(host: str, port: int, log_level: str = "info") -> None:
     import uvicorn
 
+    from hermes.api.server import serve_options
     from hermes.observability.setup import tune_gc
     from hermes.settings import DEFAULT_GC_GEN0_THRESHOLD
 
     # Keep in step with hermes.cli.cmd_api, the garbage collector's tuning included.
     tune_gc(DEFAULT_GC_GEN0_THRESHOLD)
-    uvicorn.run(create_app(), host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=10)
+    uvicorn.run(create_app(), **serve_options(host, port, log_level))
 
 
 def main() -> int:
