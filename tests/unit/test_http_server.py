@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from hermes.api.server import HeldWrites, OneWritePerPass, serve_options
+from hermes.api.server import FLUSH_AT, HeldWrites, OneWritePerPass, serve_options
 
 
 class Recorder:
@@ -66,6 +66,19 @@ async def test_the_writes_of_one_pass_go_out_as_one_in_order() -> None:
     t.write(b"next")
     await one_pass()
     assert real.writes[1:] == [b"next"]
+
+
+async def test_a_large_body_is_sent_at_once_with_what_was_held_before_it() -> None:
+    t, real = held()
+    t.write(b"head")
+    big = b"x" * FLUSH_AT
+    t.write(big)
+    # Within the same pass: the socket's flow control must see a large body now.
+    assert real.writes == [b"head" + big]
+    assert t.get_write_buffer_size() == 0
+    t.write(b"tail")
+    await one_pass()
+    assert real.writes[1:] == [b"tail"]
 
 
 async def test_a_close_sends_what_is_held_first() -> None:
@@ -130,7 +143,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await asyncio.sleep(0.01)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return
-    body = b'{"status":"queued"}'
+    body = b'{"status":"queued"}' if scope["path"] != "/big" else b"y" * (4 * FLUSH_AT) + b"end"
     await send({"type": "http.response.start", "status": 202,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
@@ -201,3 +214,10 @@ async def test_pipelined_head_and_streamed_answers_arrive_whole_and_in_order(
                               b"0\r\n\r\n")
     assert b"transfer-encoding: chunked" in streamed
     assert streamed.endswith(b"4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\n\r\n")
+
+
+async def test_a_body_larger_than_what_is_held_arrives_whole(port: int) -> None:
+    got = await exchange(port, b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n", b"end")
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert f"content-length: {4 * FLUSH_AT + 3}".encode() in head
+    assert body == b"y" * (4 * FLUSH_AT) + b"end"
